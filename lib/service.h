@@ -1,0 +1,84 @@
+/* service.h - a service is data: its subjects and handlers, its SQL and the
+ * error shape its clients read. service_run() does the rest: config, loop,
+ * NATS queue-group subscriptions, the PostgreSQL pool, graceful SIGTERM. */
+#ifndef CORE_SERVICE_H
+#define CORE_SERVICE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <jansson.h>
+#include "db.h"
+
+struct request;
+
+/* Handles one request on the loop; must end, now or later, in exactly one
+ * request_reply*() or request_error*() call. */
+typedef void (*handler_fn)(struct request *req);
+
+struct endpoint {
+    const char *subject;
+    handler_fn fn;
+};
+
+struct service_def {
+    const char *name;                  /* queue group, log "service", NATS name */
+    const struct endpoint *endpoints;  /* ends with {NULL, NULL} */
+    const char *const *sql;            /* prepared on every connection */
+    int nsql;
+    /* Builds the error body this API's clients read, e.g. {"error": msg}. */
+    json_t *(*error_body)(int status, const char *message);
+};
+
+/* Runs the service until SIGTERM or SIGINT, then stops taking work, finishes
+ * what is in flight, drains NATS, closes PostgreSQL and returns 0. Returns 1
+ * on a configuration or start-up error. */
+int service_run(const struct service_def *def, int argc, char **argv);
+
+/* A request as the gateway sent it (proto/envelope.md). Strings are valid
+ * until the reply; handlers may read every field. */
+struct request {
+    const char *method;
+    const char *path;
+    const char *query;         /* raw, without '?'; "" when none */
+    const char *id;            /* X-Request-Id */
+    const char *content_type;  /* NULL when none */
+    const char *body;
+    int body_len;
+    struct db *db;
+    void *data;                /* free for the handler */
+};
+
+/* The path parameter 'name' (already decoded), or NULL. */
+const char *request_param(struct request *req, const char *name);
+
+/* The decoded value of query parameter 'name' (first occurrence), or NULL.
+ * Lives until the reply. */
+const char *request_query(struct request *req, const char *name);
+
+/* Parses the body as one JSON value (duplicate keys rejected). Returns a
+ * borrowed value that lives until the reply, or NULL with *err set to a
+ * client-readable reason. */
+json_t *request_json(struct request *req, const char **err);
+
+/* Allocates memory that is freed with the request. Never returns NULL. */
+void *request_alloc(struct request *req, size_t size);
+
+/* Replies with 'status' and 'body' serialised compactly (steals the
+ * reference; NULL sends the JSON null). Ends the request: 'req' is freed. */
+void request_reply(struct request *req, int status, json_t *body);
+
+/* Replies with the service's error body. Ends the request. */
+void request_error(struct request *req, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Replies to a failed query with the status its error maps to (busy and
+ * unavailable 503, timeout 504, conflict 409, not found 404, invalid 400,
+ * internal 500) and logs it. Ends the request. */
+void request_db_error(struct request *req, const struct db_result *r);
+
+/* Runs statement 'stmt' for this request: 'cb' gets the request back. */
+typedef void (*request_db_cb)(struct request *req, const struct db_result *r);
+void request_query_db(struct request *req, int stmt, int nparams, const char *const *values,
+                      request_db_cb cb);
+
+#endif
