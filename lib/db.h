@@ -13,7 +13,7 @@
 struct db;
 
 struct db_config {
-    const char *conninfo;     /* libpq connection string; "" = the PG* environment */
+    const char *host, *port, *user, *dbname;  /* PGPASSWORD etc. come from libpq's environment */
     const char *app_name;     /* application_name */
     const char *const *sql;   /* statement texts, prepared as "s0", "s1", ... */
     int nsql;
@@ -72,5 +72,8 @@ void db_close(struct db *db, void (*done)(void *arg), void *arg);
 void db_free(struct db *db);
 
 const char *db_err_name(enum db_err err);
+
+/* The error a SQLSTATE maps to (the one place where they are mapped). */
+enum db_err db_map_sqlstate(const char *sqlstate);
 
 #endif

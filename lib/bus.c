@@ -1,0 +1,776 @@
+/* bus.c - one NATS connection on a libuv loop, through nats.c's libuv adapter.
+ * nats.c threads only push onto a bounded ring and wake the loop; everything
+ * else, request matching and timeouts included, happens on the loop. */
+#include "bus.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <nats/adapters/libuv.h>
+
+#include "log.h"
+
+#define RING_CAP 4096           /* messages handed over and not yet taken by the loop */
+#define PROBE_MIN_MS 100        /* first-connect probe backoff */
+#define PROBE_MAX_MS 2000
+#define NO_SLOT UINT32_MAX
+
+struct bus_sub {
+    struct bus *bus;
+    natsSubscription *sub;  /* NULL until the first connection */
+    bus_msg_cb cb;          /* NULL for the reply inbox */
+    void *arg;
+    char *subject, *queue;
+};
+
+/* An outstanding bus_request; slots are reused, 'gen' tells reuses apart. */
+struct slot {
+    uint32_t gen;
+    uint32_t next_free;
+    bool used;
+    bus_reply_cb cb;
+    void *arg;
+    uint64_t deadline;           /* uv_now() milliseconds */
+    struct slot *prev, *next;    /* outstanding requests, oldest first */
+};
+
+struct handoff {
+    natsMsg *msg;
+    struct bus_sub *sub;
+};
+
+struct bus {
+    uv_loop_t *loop;
+    struct bus_config cfg;
+    natsOptions *opts;
+    natsConnection *nc;
+    uv_async_t wakeup;
+    uv_timer_t timer;      /* the oldest request's deadline, or the connect probe */
+    uv_tcp_t probe;
+    uv_connect_t probe_req;
+    uv_getaddrinfo_t probe_dns;
+    char probe_host[256], probe_port[8];
+    long probe_backoff;
+    bool probing, connect_done, freeing;
+
+    /* Shared with nats.c threads, under 'lock'. */
+    uv_mutex_t lock;
+    uv_cond_t not_full;
+    struct handoff ring[RING_CAP];
+    uint32_t head, count;
+    bool wake_pending, shared_connected, shared_closed, refuse;
+    int subs_finished;
+
+    /* Loop-only state. */
+    struct handoff batch[RING_CAP];
+    bool connected, closed;
+    char inbox[64], inbox_wildcard[72];
+    struct bus_sub inbox_sub;
+    struct bus_sub **subs;
+    int nsubs, subs_reported;
+    void (*subs_done)(void *);
+    void *subs_done_arg;
+    void (*close_done)(void *);
+    void *close_done_arg;
+
+    struct slot *slots;
+    uint32_t nslots, free_head;
+    struct slot *oldest, *newest;
+    struct bus_stats stats;
+};
+
+static void wake(struct bus *bus)
+{
+    /* Called with bus->lock held; one uv_async_send per batch. */
+    if (!bus->wake_pending) {
+        bus->wake_pending = true;
+        uv_async_send(&bus->wakeup);
+    }
+}
+
+/* nats.c delivery thread: hand the message over, waiting while the ring is
+ * full (back-pressure rather than loss; nats.c's own pending limits apply
+ * upstream of us). */
+static void on_nats_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    struct bus_sub *bs = closure;
+    struct bus *bus = bs->bus;
+
+    uv_mutex_lock(&bus->lock);
+    while (bus->count == RING_CAP && !bus->refuse)
+        uv_cond_wait(&bus->not_full, &bus->lock);
+    if (bus->refuse) {
+        uv_mutex_unlock(&bus->lock);
+        natsMsg_Destroy(msg);
+        return;
+    }
+    bus->ring[(bus->head + bus->count) % RING_CAP] = (struct handoff){msg, bs};
+    bus->count++;
+    wake(bus);
+    uv_mutex_unlock(&bus->lock);
+}
+
+static void on_nats_state(natsConnection *nc, void *closure)
+{
+    struct bus *bus = closure;
+    natsConnStatus st = natsConnection_Status(nc);
+
+    uv_mutex_lock(&bus->lock);
+    bus->shared_connected = st == NATS_CONN_STATUS_CONNECTED;
+    if (st == NATS_CONN_STATUS_CLOSED)
+        bus->shared_closed = true;
+    wake(bus);
+    uv_mutex_unlock(&bus->lock);
+}
+
+static void on_nats_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+    log_warn(NULL, "nats: %s", natsStatus_GetText(err));
+}
+
+static void on_sub_complete(void *closure)
+{
+    struct bus_sub *bs = closure;
+    struct bus *bus = bs->bus;
+
+    uv_mutex_lock(&bus->lock);
+    bus->subs_finished++;
+    wake(bus);
+    uv_mutex_unlock(&bus->lock);
+}
+
+static uint64_t handle_of(const struct bus *bus, const struct slot *s)
+{
+    return (uint64_t)s->gen << 32 | (uint64_t)(s - bus->slots);
+}
+
+static struct slot *slot_of(struct bus *bus, uint64_t handle)
+{
+    uint32_t idx = (uint32_t)handle, gen = (uint32_t)(handle >> 32);
+
+    if (idx >= bus->nslots || !bus->slots[idx].used || bus->slots[idx].gen != gen)
+        return NULL;
+    return &bus->slots[idx];
+}
+
+static void slot_release(struct bus *bus, struct slot *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        bus->oldest = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    else
+        bus->newest = s->prev;
+    s->used = false;
+    s->next_free = bus->free_head;
+    bus->free_head = (uint32_t)(s - bus->slots);
+    bus->stats.pending--;
+}
+
+static void arm_timer(struct bus *bus);
+
+/* Ends request 's' with 'status'; the slot is free before the callback
+ * runs, so the callback may send new requests. */
+static void finish(struct bus *bus, struct slot *s, enum bus_status status, natsMsg *reply)
+{
+    bus_reply_cb cb = s->cb;
+    void *arg = s->arg;
+
+    slot_release(bus, s);
+    cb(arg, status, reply);
+}
+
+static void on_reply(struct bus *bus, natsMsg *msg)
+{
+    const char *subj = natsMsg_GetSubject(msg);
+    size_t plen = strlen(bus->inbox);
+    struct slot *s = NULL;
+    char *end;
+
+    if (strncmp(subj, bus->inbox, plen) == 0 && subj[plen] == '.') {
+        uint64_t handle = strtoull(subj + plen + 1, &end, 16);
+        if (*end == '\0')
+            s = slot_of(bus, handle);
+    }
+    if (s == NULL) { /* cancelled or timed out: nobody waits for it */
+        natsMsg_Destroy(msg);
+        return;
+    }
+    if (natsMsg_IsNoResponders(msg)) {
+        natsMsg_Destroy(msg);
+        bus->stats.no_responders++;
+        finish(bus, s, BUS_NO_RESPONDERS, NULL);
+        return;
+    }
+    bus->stats.replies++;
+    finish(bus, s, BUS_OK, msg);
+}
+
+static void fail_all_pending(struct bus *bus)
+{
+    while (bus->oldest) {
+        bus->stats.unavailable++;
+        finish(bus, bus->oldest, BUS_UNAVAILABLE, NULL);
+    }
+}
+
+static void on_wakeup(uv_async_t *async)
+{
+    struct bus *bus = async->data;
+    uint32_t n;
+    bool connected, closed;
+    int finished;
+
+    uv_mutex_lock(&bus->lock);
+    n = bus->count;
+    for (uint32_t i = 0; i < n; i++)
+        bus->batch[i] = bus->ring[(bus->head + i) % RING_CAP];
+    bus->head = (bus->head + n) % RING_CAP;
+    bus->count = 0;
+    bus->wake_pending = false;
+    connected = bus->shared_connected;
+    closed = bus->shared_closed;
+    finished = bus->subs_finished;
+    uv_cond_broadcast(&bus->not_full);
+    uv_mutex_unlock(&bus->lock);
+
+    /* Messages first: those that arrived before a drain completed belong to it. */
+    for (uint32_t i = 0; i < n; i++) {
+        struct handoff *h = &bus->batch[i];
+
+        if (h->sub->cb == NULL) {
+            on_reply(bus, h->msg);
+        } else {
+            bus->stats.received++;
+            h->sub->cb(h->sub->arg, h->msg);
+        }
+    }
+    if (n > 0)
+        arm_timer(bus);
+
+    if (connected != bus->connected) {
+        bus->connected = connected;
+        log_info(NULL, "nats %s", connected ? "connected" : "disconnected");
+        if (!connected)
+            fail_all_pending(bus);
+        if (bus->cfg.on_state)
+            bus->cfg.on_state(bus->cfg.arg, connected);
+    }
+    if (bus->subs_done && finished >= bus->nsubs && bus->subs_reported == 0) {
+        bus->subs_reported = 1;
+        bus->subs_done(bus->subs_done_arg);
+    }
+    if (closed && !bus->closed) {
+        bus->closed = true;
+        bus->connected = false;
+        fail_all_pending(bus);
+        if (bus->close_done)
+            bus->close_done(bus->close_done_arg);
+    }
+}
+
+static void on_timer(uv_timer_t *t);
+
+/* Request deadlines: all requests share one timeout, so the oldest expires
+ * first and one timer suffices. */
+static void arm_timer(struct bus *bus)
+{
+    uint64_t now = uv_now(bus->loop);
+
+    if (!bus->connect_done)
+        return; /* the timer drives the connect probe until then */
+    if (bus->oldest == NULL) {
+        uv_timer_stop(&bus->timer);
+        return;
+    }
+    uv_timer_start(&bus->timer, on_timer,
+                   bus->oldest->deadline > now ? bus->oldest->deadline - now : 0, 0);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct bus *bus = t->data;
+    uint64_t now = uv_now(bus->loop);
+
+    while (bus->oldest && bus->oldest->deadline <= now) {
+        bus->stats.timeouts++;
+        finish(bus, bus->oldest, BUS_TIMEOUT, NULL);
+    }
+    arm_timer(bus);
+}
+
+/* --- First connection ------------------------------------------------------
+ * nats.c's libuv adapter must attach a connection's first socket from the
+ * loop thread, so nats.c's own retry-on-failed-connect (which connects from
+ * its reconnect thread) cannot be used. Instead a non-blocking TCP probe
+ * waits on the loop until the first server accepts connections; only then is
+ * natsConnection_Connect called, which completes its handshake at once. After
+ * that first success, nats.c reconnects by itself, forever. */
+
+static void probe_later(struct bus *bus);
+
+static void parse_first_server(struct bus *bus)
+{
+    const char *u = bus->cfg.url, *p, *end;
+    size_t n;
+
+    end = strchr(u, ',');
+    if (end == NULL)
+        end = u + strlen(u);
+    if ((p = strstr(u, "://")) != NULL && p < end)
+        u = p + 3;
+    for (p = u; p < end && *p != '/'; p++)
+        if (*p == '@')
+            u = p + 1;
+    end = p;
+    if (*u == '[') { /* [ipv6]:port */
+        p = memchr(u, ']', (size_t)(end - u));
+        n = p ? (size_t)(p - u - 1) : 0;
+        snprintf(bus->probe_host, sizeof(bus->probe_host), "%.*s", (int)n, u + 1);
+        p = p && p + 1 < end && p[1] == ':' ? p + 2 : NULL;
+    } else {
+        p = memchr(u, ':', (size_t)(end - u));
+        n = (size_t)((p ? p : end) - u);
+        snprintf(bus->probe_host, sizeof(bus->probe_host), "%.*s", (int)n, u);
+        p = p ? p + 1 : NULL;
+    }
+    snprintf(bus->probe_port, sizeof(bus->probe_port), "%.*s", p ? (int)(end - p) : 4,
+             p ? p : "4222");
+    if (bus->probe_host[0] == '\0')
+        snprintf(bus->probe_host, sizeof(bus->probe_host), "127.0.0.1");
+}
+
+static int subscribe(struct bus *bus, struct bus_sub *bs);
+
+static void connect_now(struct bus *bus)
+{
+    natsStatus s;
+
+    s = natsConnection_Connect(&bus->nc, bus->opts);
+    if (s != NATS_OK) {
+        log_warn(NULL, "nats connect to %s: %s", bus->cfg.url, natsStatus_GetText(s));
+        probe_later(bus);
+        return;
+    }
+    bus->connect_done = true;
+    uv_timer_stop(&bus->timer);
+    for (int i = 0; i < bus->nsubs; i++)
+        if (subscribe(bus, bus->subs[i]) != 0)
+            abort(); /* only fails on a bad subject or no memory: a bug */
+    on_nats_state(bus->nc, bus);
+}
+
+static void free_if_done(struct bus *bus)
+{
+    if (bus->freeing && !bus->probing && bus->wakeup.data == NULL)
+        free(bus);
+}
+
+static void on_probe_closed(uv_handle_t *h)
+{
+    struct bus *bus = h->data;
+
+    bus->probing = false;
+    if (bus->closed || bus->freeing) {
+        free_if_done(bus);
+        return;
+    }
+    if (bus->probe_req.data) /* the probe connected */
+        connect_now(bus);
+    else
+        probe_later(bus);
+}
+
+static void on_probe_connected(uv_connect_t *req, int status)
+{
+    struct bus *bus = req->handle->data;
+
+    req->data = status == 0 ? bus : NULL;
+    uv_close((uv_handle_t *)&bus->probe, on_probe_closed);
+}
+
+static void on_probe_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct bus *bus = req->data;
+
+    if (status != 0 || bus->closed || bus->freeing) {
+        if (res)
+            uv_freeaddrinfo(res);
+        bus->probing = false;
+        if (bus->closed || bus->freeing)
+            free_if_done(bus);
+        else
+            probe_later(bus);
+        return;
+    }
+    uv_tcp_init(bus->loop, &bus->probe);
+    bus->probe.data = bus;
+    bus->probe_req.data = NULL;
+    if (uv_tcp_connect(&bus->probe_req, &bus->probe, res->ai_addr, on_probe_connected) != 0)
+        uv_close((uv_handle_t *)&bus->probe, on_probe_closed);
+    uv_freeaddrinfo(res);
+}
+
+static void on_probe_timer(uv_timer_t *t)
+{
+    struct bus *bus = t->data;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
+
+    if (bus->closed || bus->probing)
+        return;
+    bus->probing = true;
+    bus->probe_dns.data = bus;
+    if (uv_getaddrinfo(bus->loop, &bus->probe_dns, on_probe_resolved, bus->probe_host,
+                       bus->probe_port, &hints) != 0) {
+        bus->probing = false;
+        probe_later(bus);
+    }
+}
+
+static void probe_later(struct bus *bus)
+{
+    uv_timer_start(&bus->timer, on_probe_timer, (uint64_t)bus->probe_backoff, 0);
+    bus->probe_backoff = bus->probe_backoff * 2 > PROBE_MAX_MS ? PROBE_MAX_MS
+                                                                : bus->probe_backoff * 2;
+}
+
+static natsStatus make_options(struct bus *bus)
+{
+    natsOptions *o = NULL;
+    natsStatus s;
+
+    s = natsOptions_Create(&o);
+    if (s == NATS_OK)
+        s = natsOptions_SetURL(o, bus->cfg.url);
+    if (s == NATS_OK)
+        s = natsOptions_SetName(o, bus->cfg.name);
+    if (s == NATS_OK)
+        s = natsOptions_SetEventLoop(o, bus->loop, natsLibuv_Attach, natsLibuv_Read,
+                                     natsLibuv_Write, natsLibuv_Detach);
+    /* Publishes leave on this loop iteration's write event: no flusher delay,
+     * and everything published in one iteration goes out in one write. */
+    if (s == NATS_OK)
+        s = natsOptions_SetSendAsap(o, true);
+    if (s == NATS_OK)
+        s = natsOptions_UseGlobalMessageDelivery(o, true);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxReconnect(o, -1);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectWait(o, 250);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectJitter(o, 250, 1000);
+    if (s == NATS_OK)
+        s = natsOptions_SetTimeout(o, 2000);
+    if (s == NATS_OK)
+        s = natsOptions_SetPingInterval(o, 20000);
+    if (s == NATS_OK)
+        s = natsOptions_SetDisconnectedCB(o, on_nats_state, bus);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectedCB(o, on_nats_state, bus);
+    if (s == NATS_OK)
+        s = natsOptions_SetClosedCB(o, on_nats_state, bus);
+    if (s == NATS_OK)
+        s = natsOptions_SetErrorHandler(o, on_nats_error, bus);
+    if (s != NATS_OK) {
+        natsOptions_Destroy(o);
+        return s;
+    }
+    bus->opts = o;
+    return NATS_OK;
+}
+
+struct bus *bus_new(uv_loop_t *loop, const struct bus_config *cfg)
+{
+    struct bus *bus = calloc(1, sizeof(*bus));
+    natsInbox *inbox = NULL;
+    natsStatus s;
+
+    if (bus == NULL)
+        abort();
+    bus->loop = loop;
+    bus->cfg = *cfg;
+    bus->nslots = (uint32_t)cfg->max_pending;
+    bus->slots = calloc(bus->nslots, sizeof(*bus->slots));
+    if (bus->slots == NULL)
+        abort();
+    for (uint32_t i = 0; i < bus->nslots; i++) {
+        bus->slots[i].gen = 0;
+        bus->slots[i].next_free = i + 1 < bus->nslots ? i + 1 : NO_SLOT;
+    }
+    bus->free_head = bus->nslots ? 0 : NO_SLOT;
+    bus->inbox_sub.bus = bus;
+    bus->probe_backoff = PROBE_MIN_MS;
+
+    natsLibuv_Init();
+    natsLibuv_SetThreadLocalLoop(loop);
+    s = make_options(bus);
+    if (s == NATS_OK)
+        s = natsInbox_Create(&inbox);
+    if (s != NATS_OK) {
+        log_error(NULL, "nats setup: %s", natsStatus_GetText(s));
+        natsOptions_Destroy(bus->opts);
+        free(bus->slots);
+        free(bus);
+        return NULL;
+    }
+    snprintf(bus->inbox, sizeof(bus->inbox), "%s", inbox);
+    natsInbox_Destroy(inbox);
+
+    uv_mutex_init(&bus->lock);
+    uv_cond_init(&bus->not_full);
+    uv_async_init(loop, &bus->wakeup, on_wakeup);
+    bus->wakeup.data = bus;
+    uv_timer_init(loop, &bus->timer);
+    bus->timer.data = bus;
+    parse_first_server(bus);
+    on_probe_timer(&bus->timer);
+    return bus;
+}
+
+bool bus_connected(const struct bus *bus)
+{
+    return bus->connected;
+}
+
+/* Subscriptions asked for before the first connection are made once it is
+ * up; nats.c replays them on every reconnect. */
+static int subscribe(struct bus *bus, struct bus_sub *bs)
+{
+    const char *subject = bs->subject;
+    natsStatus s;
+
+    if (bs->queue)
+        s = natsConnection_QueueSubscribe(&bs->sub, bus->nc, subject, bs->queue, on_nats_msg,
+                                          bs);
+    else
+        s = natsConnection_Subscribe(&bs->sub, bus->nc, subject, on_nats_msg, bs);
+    if (s == NATS_OK)
+        s = natsSubscription_SetPendingLimits(bs->sub, 65536, 64 * 1024 * 1024);
+    if (s != NATS_OK) {
+        log_error(NULL, "nats subscribe %s: %s", subject, natsStatus_GetText(s));
+        return -1;
+    }
+    return 0;
+}
+
+int bus_subscribe(struct bus *bus, const char *subject, const char *queue, bus_msg_cb cb,
+                  void *arg)
+{
+    struct bus_sub *bs, **subs;
+
+    bs = calloc(1, sizeof(*bs));
+    subs = realloc(bus->subs, (size_t)(bus->nsubs + 1) * sizeof(*subs));
+    if (bs == NULL || subs == NULL)
+        abort();
+    bus->subs = subs;
+    *bs = (struct bus_sub){.bus = bus, .cb = cb, .arg = arg, .subject = strdup(subject),
+                           .queue = queue ? strdup(queue) : NULL};
+    if (bs->subject == NULL || (queue && bs->queue == NULL))
+        abort();
+    if (bus->nc && subscribe(bus, bs) != 0) {
+        free(bs->subject);
+        free(bs->queue);
+        free(bs);
+        return -1;
+    }
+    bus->subs[bus->nsubs++] = bs;
+    return 0;
+}
+
+static natsMsg *make_msg(const char *subject, const char *reply, const char *const *headers,
+                         int nheaders, const char *data, int len)
+{
+    natsMsg *m = NULL;
+
+    if (natsMsg_Create(&m, subject, reply, data, len) != NATS_OK)
+        return NULL;
+    for (int i = 0; i < nheaders; i++) {
+        if (natsMsgHeader_Set(m, headers[2 * i], headers[2 * i + 1]) != NATS_OK) {
+            natsMsg_Destroy(m);
+            return NULL;
+        }
+    }
+    return m;
+}
+
+int bus_publish(struct bus *bus, const char *subject, const char *const *headers, int nheaders,
+                const char *data, int len)
+{
+    natsMsg *m;
+    natsStatus s;
+
+    if (bus->nc == NULL || bus->closed)
+        return -1;
+    m = make_msg(subject, NULL, headers, nheaders, data, len);
+    if (m == NULL)
+        return -1;
+    s = natsConnection_PublishMsg(bus->nc, m);
+    natsMsg_Destroy(m);
+    return s == NATS_OK ? 0 : -1;
+}
+
+static int ensure_inbox(struct bus *bus)
+{
+    if (bus->inbox_sub.sub)
+        return 0;
+    snprintf(bus->inbox_wildcard, sizeof(bus->inbox_wildcard), "%s.*", bus->inbox);
+    bus->inbox_sub.subject = bus->inbox_wildcard;
+    return subscribe(bus, &bus->inbox_sub);
+}
+
+uint64_t bus_request(struct bus *bus, const char *subject, const char *const *headers,
+                     int nheaders, const char *data, int len, bus_reply_cb cb, void *arg,
+                     enum bus_status *why)
+{
+    char reply[96];
+    struct slot *s;
+    uint64_t handle;
+    natsMsg *m;
+    natsStatus st;
+
+    *why = BUS_UNAVAILABLE;
+    if (!bus->connected || bus->closed || bus->free_head == NO_SLOT || ensure_inbox(bus) != 0) {
+        bus->stats.unavailable++;
+        return 0;
+    }
+    s = &bus->slots[bus->free_head];
+    if (++s->gen == 0)
+        s->gen = 1;
+    handle = handle_of(bus, s);
+    snprintf(reply, sizeof(reply), "%s.%" PRIx64, bus->inbox, handle);
+    m = make_msg(subject, reply, headers, nheaders, data, len);
+    if (m == NULL) {
+        bus->stats.unavailable++;
+        return 0;
+    }
+    st = natsConnection_PublishMsg(bus->nc, m);
+    natsMsg_Destroy(m);
+    if (st != NATS_OK) {
+        bus->stats.unavailable++;
+        return 0;
+    }
+
+    bus->free_head = s->next_free;
+    s->used = true;
+    s->cb = cb;
+    s->arg = arg;
+    s->deadline = uv_now(bus->loop) + (uint64_t)bus->cfg.request_timeout_ms;
+    s->next = NULL;
+    s->prev = bus->newest;
+    if (bus->newest)
+        bus->newest->next = s;
+    else
+        bus->oldest = s;
+    bus->newest = s;
+    bus->stats.pending++;
+    bus->stats.requests++;
+    if (bus->oldest == s)
+        arm_timer(bus);
+    *why = BUS_OK;
+    return handle;
+}
+
+void bus_cancel(struct bus *bus, uint64_t handle)
+{
+    struct slot *s = slot_of(bus, handle);
+
+    if (s)
+        slot_release(bus, s);
+}
+
+void bus_stop_subscriptions(struct bus *bus, void (*done)(void *arg), void *arg)
+{
+    int started = 0;
+
+    bus->subs_done = done;
+    bus->subs_done_arg = arg;
+    for (int i = 0; i < bus->nsubs; i++) {
+        natsSubscription *sub = bus->subs[i]->sub;
+
+        if (sub != NULL && natsSubscription_SetOnCompleteCB(sub, on_sub_complete, bus->subs[i]) == NATS_OK &&
+            natsSubscription_Drain(sub) == NATS_OK) {
+            started++;
+        } else {
+            /* Never subscribed, or closed: nothing more will arrive. */
+            if (sub != NULL)
+                natsSubscription_Unsubscribe(sub);
+            uv_mutex_lock(&bus->lock);
+            bus->subs_finished++;
+            uv_mutex_unlock(&bus->lock);
+        }
+    }
+    uv_mutex_lock(&bus->lock);
+    wake(bus);
+    uv_mutex_unlock(&bus->lock);
+    log_info(NULL, "draining %d subscriptions", started);
+}
+
+void bus_close(struct bus *bus, void (*done)(void *arg), void *arg)
+{
+    bus->close_done = done;
+    bus->close_done_arg = arg;
+    if (bus->nc == NULL || bus->closed) {
+        /* Never connected: stop probing; on_wakeup reports the close. */
+        uv_timer_stop(&bus->timer);
+        uv_mutex_lock(&bus->lock);
+        bus->shared_closed = true;
+        wake(bus);
+        uv_mutex_unlock(&bus->lock);
+        return;
+    }
+    /* Drain flushes what is buffered, then closes; the closed callback
+     * reaches on_wakeup. */
+    if (natsConnection_DrainTimeout(bus->nc, 5000) != NATS_OK)
+        natsConnection_Close(bus->nc);
+}
+
+static void on_wakeup_closed(uv_handle_t *h)
+{
+    struct bus *bus = h->data;
+
+    bus->wakeup.data = NULL;
+    free_if_done(bus);
+}
+
+void bus_free(struct bus *bus)
+{
+    uv_mutex_lock(&bus->lock);
+    bus->refuse = true;
+    uv_cond_broadcast(&bus->not_full);
+    uv_mutex_unlock(&bus->lock);
+    bus->freeing = true;
+    for (int i = 0; i < bus->nsubs; i++) {
+        natsSubscription_Destroy(bus->subs[i]->sub);
+        free(bus->subs[i]->subject);
+        free(bus->subs[i]->queue);
+        free(bus->subs[i]);
+    }
+    free(bus->subs);
+    natsSubscription_Destroy(bus->inbox_sub.sub);
+    natsConnection_Destroy(bus->nc);
+    natsOptions_Destroy(bus->opts);
+    /* Messages handed over but never taken. */
+    for (uint32_t i = 0; i < bus->count; i++)
+        natsMsg_Destroy(bus->ring[(bus->head + i) % RING_CAP].msg);
+    free(bus->slots);
+    uv_close((uv_handle_t *)&bus->timer, NULL);
+    uv_close((uv_handle_t *)&bus->wakeup, on_wakeup_closed);
+}
+
+void bus_get_stats(const struct bus *bus, struct bus_stats *out)
+{
+    *out = bus->stats;
+    out->connected = bus->connected;
+}
+
+const char *bus_header(natsMsg *msg, const char *key)
+{
+    const char *v = NULL;
+
+    if (natsMsgHeader_Get(msg, key, &v) != NATS_OK)
+        return NULL;
+    return v;
+}

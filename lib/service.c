@@ -1,0 +1,400 @@
+/* service.c - service_run(): config, loop, NATS queue-group subscriptions,
+ * the PostgreSQL pool, request lifetimes and graceful shutdown. */
+#include "service.h"
+
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "bus.h"
+#include "cfg.h"
+#include "envelope.h"
+#include "log.h"
+#include "urlenc.h"
+
+/* Everything one request owns; freed when it is answered. */
+struct req_impl {
+    struct request pub;   /* first: handlers see only this */
+    struct service *svc;
+    natsMsg *msg;
+    json_t *json;
+    request_db_cb db_cb;
+    struct alloc *allocs;
+    uint64_t started;
+};
+
+struct alloc {
+    struct alloc *next;
+    max_align_t data[];
+};
+
+struct service {
+    const struct service_def *def;
+    uv_loop_t *loop;
+    struct bus *bus;
+    struct db *db;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t shutdown_timer;
+    long inflight;
+    bool stopping, subs_stopped, closing;
+    int exit_code;
+
+    /* configuration */
+    const char *nats_url, *log_level, *pg_host, *pg_port, *pg_user, *pg_db;
+    long pool_size, pipeline_depth, queue_max, db_timeout_ms, shutdown_ms, max_inflight;
+};
+
+static struct service svc_global;
+
+static const struct cfg_key cfg_keys[] = {
+    CFG_STR("NATS_URL", &svc_global.nats_url, "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated"),
+    CFG_STR("LOG_LEVEL", &svc_global.log_level, "info", "debug, info, warn or error"),
+    CFG_STR("PGHOST", &svc_global.pg_host, "127.0.0.1", "PostgreSQL host"),
+    CFG_STR("PGPORT", &svc_global.pg_port, "5432", "PostgreSQL port"),
+    CFG_STR("PGUSER", &svc_global.pg_user, "postgres", "PostgreSQL user (password: PGPASSWORD)"),
+    CFG_STR("PGDATABASE", &svc_global.pg_db, "app", "PostgreSQL database"),
+    CFG_INT("DB_POOL_SIZE", &svc_global.pool_size, "2", 1, 64, "PostgreSQL connections per process"),
+    CFG_INT("DB_PIPELINE_DEPTH", &svc_global.pipeline_depth, "64", 1, 1024, "queries in flight on one connection"),
+    CFG_INT("DB_QUEUE_MAX", &svc_global.queue_max, "1024", 0, 1000000, "queries waiting for a connection"),
+    CFG_INT("DB_TIMEOUT_MS", &svc_global.db_timeout_ms, "5000", 1, 600000, "deadline of one query (also statement_timeout)"),
+    CFG_INT("SERVICE_MAX_INFLIGHT", &svc_global.max_inflight, "4096", 1, 1000000, "requests handled at once; more get 503"),
+    CFG_INT("SHUTDOWN_TIMEOUT_MS", &svc_global.shutdown_ms, "10000", 0, 600000, "how long SIGTERM waits for requests in flight"),
+};
+
+#define NKEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))
+
+static void maybe_finish(struct service *svc);
+
+void *request_alloc(struct request *pub, size_t size)
+{
+    struct req_impl *r = (struct req_impl *)pub;
+    struct alloc *a = malloc(sizeof(*a) + size);
+
+    if (a == NULL)
+        abort();
+    a->next = r->allocs;
+    r->allocs = a;
+    return a->data;
+}
+
+const char *request_param(struct request *req, const char *name)
+{
+    char key[64];
+
+    snprintf(key, sizeof(key), ENV_PARAM_PREFIX "%s", name);
+    return bus_header(((struct req_impl *)req)->msg, key);
+}
+
+const char *request_query(struct request *req, const char *name)
+{
+    size_t size = strlen(req->query) + 1;
+    char *out = request_alloc(req, size);
+
+    return url_query_get(req->query, name, out, size) >= 0 ? out : NULL;
+}
+
+json_t *request_json(struct request *pub, const char **err)
+{
+    struct req_impl *r = (struct req_impl *)pub;
+    json_error_t jerr;
+
+    if (r->json)
+        return r->json;
+    if (pub->body_len == 0) {
+        *err = "the request body is empty; a JSON object is expected";
+        return NULL;
+    }
+    r->json = json_loadb(pub->body, (size_t)pub->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (r->json == NULL) {
+        char *msg = request_alloc(pub, sizeof(jerr.text) + 32);
+
+        snprintf(msg, sizeof(jerr.text) + 32, "invalid JSON: %s", jerr.text);
+        *err = msg;
+    }
+    return r->json;
+}
+
+static void request_free(struct req_impl *r)
+{
+    struct service *svc = r->svc;
+
+    while (r->allocs) {
+        struct alloc *a = r->allocs;
+
+        r->allocs = a->next;
+        free(a);
+    }
+    json_decref(r->json);
+    natsMsg_Destroy(r->msg);
+    free(r);
+    svc->inflight--;
+    maybe_finish(svc);
+}
+
+static void reply_raw(struct req_impl *r, int status, const char *body, size_t len)
+{
+    const char *reply = natsMsg_GetReply(r->msg);
+    char status_text[8];
+    const char *headers[] = {ENV_STATUS, status_text};
+
+    snprintf(status_text, sizeof(status_text), "%d", status);
+    if (reply && *reply &&
+        bus_publish(r->svc->bus, reply, headers, 1, body, (int)len) != 0)
+        log_warn(r->pub.id, "reply to %s lost: not connected", r->pub.path);
+    log_debug(r->pub.id, "%s %s -> %d in %.3f ms", r->pub.method, r->pub.path, status,
+              (double)(uv_hrtime() - r->started) / 1e6);
+    request_free(r);
+}
+
+void request_reply(struct request *pub, int status, json_t *body)
+{
+    struct req_impl *r = (struct req_impl *)pub;
+    char *text = NULL;
+
+    if (body) {
+        text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+        json_decref(body);
+    }
+    if (body && text == NULL) {
+        log_error(pub->id, "could not serialise the reply");
+        reply_raw(r, 500, "{\"error\":\"internal error\"}", 26);
+        return;
+    }
+    if (text) {
+        reply_raw(r, status, text, strlen(text));
+        free(text);
+    } else {
+        reply_raw(r, status, "null", 4);
+    }
+}
+
+void request_error(struct request *req, int status, const char *fmt, ...)
+{
+    struct req_impl *r = (struct req_impl *)req;
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    request_reply(req, status, r->svc->def->error_body(status, msg));
+}
+
+void request_db_error(struct request *req, const struct db_result *res)
+{
+    static const int status[] = {
+        [DB_OK] = 500,           [DB_ERR_UNAVAILABLE] = 503, [DB_ERR_TIMEOUT] = 504,
+        [DB_ERR_BUSY] = 503,     [DB_ERR_CONFLICT] = 409,    [DB_ERR_NOT_FOUND] = 404,
+        [DB_ERR_INVALID] = 400,  [DB_ERR_INTERNAL] = 500,
+    };
+    int code = status[res->err];
+
+    if (code >= 500)
+        log_warn(req->id, "database %s: %s %s", db_err_name(res->err), res->sqlstate,
+                 res->message);
+    switch (res->err) {
+    case DB_ERR_UNAVAILABLE:
+    case DB_ERR_BUSY:
+        request_error(req, code, "Data service not ready. Wait a minute and try again.");
+        break;
+    case DB_ERR_TIMEOUT:
+        request_error(req, code, "The data service did not answer in time.");
+        break;
+    case DB_ERR_CONFLICT:
+        request_error(req, code, "The request conflicts with the current state.");
+        break;
+    case DB_ERR_NOT_FOUND:
+        request_error(req, code, "A referenced record does not exist.");
+        break;
+    case DB_ERR_INVALID:
+        request_error(req, code, "A value is not valid for its field.");
+        break;
+    default:
+        request_error(req, code, "A storage error occurred.");
+        break;
+    }
+}
+
+static void on_request_db(void *arg, const struct db_result *res)
+{
+    struct req_impl *r = arg;
+
+    r->db_cb(&r->pub, res);
+}
+
+void request_query_db(struct request *req, int stmt, int nparams, const char *const *values,
+                      request_db_cb cb)
+{
+    struct req_impl *r = (struct req_impl *)req;
+
+    r->db_cb = cb;
+    db_query(req->db, stmt, nparams, values, on_request_db, r);
+}
+
+static const char *header_or(natsMsg *msg, const char *key, const char *def)
+{
+    const char *v = bus_header(msg, key);
+
+    return v ? v : def;
+}
+
+static void on_message(void *arg, natsMsg *msg)
+{
+    const struct endpoint *ep = arg;
+    struct service *svc = &svc_global;
+    struct req_impl *r = calloc(1, sizeof(*r));
+
+    if (r == NULL)
+        abort();
+    r->svc = svc;
+    r->msg = msg;
+    r->started = uv_hrtime();
+    r->pub.method = header_or(msg, ENV_METHOD, "");
+    r->pub.path = header_or(msg, ENV_PATH, "");
+    r->pub.query = header_or(msg, ENV_QUERY, "");
+    r->pub.id = header_or(msg, ENV_REQUEST_ID, "");
+    r->pub.content_type = bus_header(msg, ENV_CONTENT_TYPE);
+    r->pub.body = natsMsg_GetData(msg);
+    r->pub.body_len = natsMsg_GetDataLength(msg);
+    r->pub.db = svc->db;
+    svc->inflight++;
+    if (svc->inflight > svc->max_inflight) {
+        request_error(&r->pub, 503, "Too many requests in flight; try again.");
+        return;
+    }
+    ep->fn(&r->pub);
+}
+
+static void on_closed_handle(uv_handle_t *h)
+{
+}
+
+static void on_db_closed(void *arg)
+{
+    struct service *svc = arg;
+
+    db_free(svc->db);
+    svc->db = NULL;
+    uv_close((uv_handle_t *)&svc->sigterm, on_closed_handle);
+    uv_close((uv_handle_t *)&svc->sigint, on_closed_handle);
+    uv_close((uv_handle_t *)&svc->shutdown_timer, on_closed_handle);
+    log_info(NULL, "stopped");
+}
+
+static void on_bus_closed(void *arg)
+{
+    struct service *svc = arg;
+
+    bus_free(svc->bus);
+    svc->bus = NULL;
+    db_close(svc->db, on_db_closed, svc);
+}
+
+/* The last step of a shutdown: nothing is in flight and no more can come. */
+static void maybe_finish(struct service *svc)
+{
+    if (!svc->stopping || svc->closing || !svc->subs_stopped || svc->inflight > 0)
+        return;
+    svc->closing = true;
+    uv_timer_stop(&svc->shutdown_timer);
+    log_info(NULL, "all requests answered; closing NATS and PostgreSQL");
+    bus_close(svc->bus, on_bus_closed, svc);
+}
+
+static void on_subs_stopped(void *arg)
+{
+    struct service *svc = arg;
+
+    svc->subs_stopped = true;
+    maybe_finish(svc);
+}
+
+static void on_shutdown_timeout(uv_timer_t *t)
+{
+    struct service *svc = t->data;
+
+    /* Their handlers still hold the bus and the pool: nothing can be closed
+     * cleanly under them, so end here and say so. */
+    log_error(NULL, "shutdown timeout: %ld requests still in flight; exiting", svc->inflight);
+    exit(1);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    struct service *svc = sig->data;
+
+    if (svc->stopping)
+        return;
+    svc->stopping = true;
+    log_info(NULL, "%s: no new requests; finishing %ld in flight",
+             signum == SIGTERM ? "SIGTERM" : "SIGINT", svc->inflight);
+    uv_timer_start(&svc->shutdown_timer, on_shutdown_timeout, (uint64_t)svc->shutdown_ms, 0);
+    bus_stop_subscriptions(svc->bus, on_subs_stopped, svc);
+}
+
+static int usage(const struct service_def *def, int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--config") == 0) {
+        cfg_print(cfg_keys, NKEYS, stdout);
+        return 0;
+    }
+    fprintf(stderr, "usage: %s [--config]\n", def->name);
+    return 1;
+}
+
+int service_run(const struct service_def *def, int argc, char **argv)
+{
+    struct service *svc = &svc_global;
+    struct bus_config bc;
+    struct db_config dc;
+
+    if (argc > 1)
+        return usage(def, argc, argv);
+    svc->def = def;
+    if (cfg_load(cfg_keys, NKEYS, stderr) != 0)
+        return 1;
+    if (log_init(def->name, svc->log_level) != 0) {
+        fprintf(stderr, "LOG_LEVEL: '%s' is not debug, info, warn or error\n", svc->log_level);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    svc->loop = uv_default_loop();
+
+    bc = (struct bus_config){.url = svc->nats_url, .name = def->name,
+                             .request_timeout_ms = 5000, .max_pending = 1024};
+    svc->bus = bus_new(svc->loop, &bc);
+    if (svc->bus == NULL)
+        return 1;
+    dc = (struct db_config){.host = svc->pg_host, .port = svc->pg_port, .user = svc->pg_user,
+                            .dbname = svc->pg_db, .app_name = def->name, .sql = def->sql,
+                            .nsql = def->nsql, .pool_size = (int)svc->pool_size,
+                            .pipeline_depth = (int)svc->pipeline_depth,
+                            .queue_max = (int)svc->queue_max,
+                            .timeout_ms = svc->db_timeout_ms};
+    svc->db = db_new(svc->loop, &dc);
+    if (svc->db == NULL)
+        return 1;
+    for (const struct endpoint *ep = def->endpoints; ep->subject; ep++) {
+        if (bus_subscribe(svc->bus, ep->subject, def->name, on_message,
+                          (void *)(uintptr_t)ep) != 0)
+            return 1;
+    }
+
+    uv_signal_init(svc->loop, &svc->sigterm);
+    uv_signal_init(svc->loop, &svc->sigint);
+    svc->sigterm.data = svc->sigint.data = svc;
+    uv_signal_start(&svc->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&svc->sigint, on_signal, SIGINT);
+    uv_timer_init(svc->loop, &svc->shutdown_timer);
+    svc->shutdown_timer.data = svc;
+
+    log_info(NULL, "started: nats %s, postgres %s:%s/%s", svc->nats_url, svc->pg_host,
+             svc->pg_port, svc->pg_db);
+    uv_run(svc->loop, UV_RUN_DEFAULT);
+    uv_loop_close(svc->loop);
+    nats_Close();
+    return svc->exit_code;
+}

@@ -1,0 +1,163 @@
+/* items.c - handlers of the work-items API (seed 002); all SQL is in sql.h.
+ * An item on the wire has its keys sorted, as Flask sent them, and its id as
+ * a string: {"archived","description","guide","id","name","status"}. */
+#include "items.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "sql.h"
+
+#define NAME_MAX_CHARS 45 /* username and guide are varchar(45) */
+
+/* Row columns, in ITEM_COLUMNS order. */
+enum { COL_ID, COL_DESCRIPTION, COL_GUIDE, COL_STATUS, COL_USERNAME, COL_ARCHIVED };
+
+static json_t *item_from_row(const PGresult *res, int row)
+{
+    return json_pack("{s:b, s:s, s:s, s:s, s:s, s:s}",
+                     "archived", PQgetvalue(res, row, COL_ARCHIVED)[0] == 't',
+                     "description", PQgetvalue(res, row, COL_DESCRIPTION),
+                     "guide", PQgetvalue(res, row, COL_GUIDE),
+                     "id", PQgetvalue(res, row, COL_ID),
+                     "name", PQgetvalue(res, row, COL_USERNAME),
+                     "status", PQgetvalue(res, row, COL_STATUS));
+}
+
+static void on_list(struct request *req, const struct db_result *r)
+{
+    json_t *items;
+    int n;
+
+    if (r->err) {
+        request_db_error(req, r);
+        return;
+    }
+    n = PQntuples(r->res);
+    items = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(items, item_from_row(r->res, i));
+    request_reply(req, 200, items);
+}
+
+void items_list(struct request *req)
+{
+    const char *archived = request_query(req, "archived");
+    int flag;
+
+    if (archived == NULL) {
+        request_query_db(req, SQL_ITEMS_LIST, 0, NULL, on_list);
+        return;
+    }
+    if ((flag = check_bool(archived)) < 0) {
+        request_error(req, 400, "Query parameter 'archived' must be true or false.");
+        return;
+    }
+    request_query_db(req, SQL_ITEMS_LIST_BY_ARCHIVED, 1,
+                     (const char *[]){flag ? "true" : "false"}, on_list);
+}
+
+/* The path's {id} as text fit for an int4 parameter, or NULL after replying 400. */
+static const char *item_id(struct request *req)
+{
+    const char *id = request_param(req, "id");
+    long v;
+
+    if (check_int32(id, &v) != 0) {
+        request_error(req, 400, "Item id '%.64s' is not an integer.", id ? id : "");
+        return NULL;
+    }
+    return id;
+}
+
+static void on_get(struct request *req, const struct db_result *r)
+{
+    if (r->err) {
+        request_db_error(req, r);
+        return;
+    }
+    if (PQntuples(r->res) == 0) {
+        request_error(req, 404, "Work item %s not found.", request_param(req, "id"));
+        return;
+    }
+    request_reply(req, 200, item_from_row(r->res, 0));
+}
+
+void items_get(struct request *req)
+{
+    const char *id = item_id(req);
+
+    if (id)
+        request_query_db(req, SQL_ITEM_GET, 1, &id, on_get);
+}
+
+static const struct field item_fields[] = {
+    {"name", F_STRING, true, NAME_MAX_CHARS},
+    {"guide", F_STRING, true, NAME_MAX_CHARS},
+    {"description", F_STRING, true, 0},
+    {"status", F_STRING, true, 0},
+    {"archived", F_ANY, false, 0}, /* accepted and ignored, as the original did */
+    {"id", F_ANY, false, 0},
+    {NULL, 0, false, 0},
+};
+
+static void on_created(struct request *req, const struct db_result *r)
+{
+    if (r->err) {
+        request_db_error(req, r);
+        return;
+    }
+    /* A bare number, as the original answered. */
+    request_reply(req, 200, json_integer(strtoll(PQgetvalue(r->res, 0, 0), NULL, 10)));
+}
+
+void items_create(struct request *req)
+{
+    const char *why;
+    char err[160];
+    json_t *body = request_json(req, &why);
+
+    if (body == NULL) {
+        request_error(req, 400, "%s", why);
+        return;
+    }
+    if (check_object(body, item_fields, err, sizeof(err)) != 0) {
+        request_error(req, 400, "%s", err);
+        return;
+    }
+    request_query_db(req, SQL_ITEM_CREATE, 4,
+                     (const char *[]){json_string_value(json_object_get(body, "name")),
+                                      json_string_value(json_object_get(body, "guide")),
+                                      json_string_value(json_object_get(body, "description")),
+                                      json_string_value(json_object_get(body, "status"))},
+                     on_created);
+}
+
+static void on_archived(struct request *req, const struct db_result *r)
+{
+    if (r->err) {
+        request_db_error(req, r);
+        return;
+    }
+    if (PQntuples(r->res) == 0) {
+        request_error(req, 404, "Work item %s not found.", request_param(req, "id"));
+        return;
+    }
+    request_reply(req, 200, NULL);
+}
+
+void items_action(struct request *req)
+{
+    const char *action = request_param(req, "action");
+    const char *id;
+
+    if (action == NULL || strcmp(action, "archive") != 0) {
+        request_error(req, 400, "Unrecognized action %.64s. The only allowed action is 'archive'.",
+                      action ? action : "None");
+        return;
+    }
+    if ((id = item_id(req)) != NULL)
+        request_query_db(req, SQL_ITEM_ARCHIVE, 1, &id, on_archived);
+}

@@ -1,0 +1,35 @@
+/* main.c - the tracker service: work items (seed 002). */
+#include "items.h"
+#include "sql.h"
+
+const char *const tracker_sql[SQL_COUNT] = {
+#define X(name, text) [SQL_##name] = text,
+    TRACKER_SQL(X)
+#undef X
+};
+
+static json_t *error_body(int status, const char *message)
+{
+    return json_pack("{s:s}", "error", message);
+}
+
+static const struct endpoint endpoints[] = {
+    {"tracker.items.list", items_list},
+    {"tracker.items.get", items_get},
+    {"tracker.items.create", items_create},
+    {"tracker.items.action", items_action},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+    static const struct service_def tracker = {
+        .name = "tracker",
+        .endpoints = endpoints,
+        .sql = tracker_sql,
+        .nsql = SQL_COUNT,
+        .error_body = error_body,
+    };
+
+    return service_run(&tracker, argc, argv);
+}
