@@ -53,6 +53,7 @@ struct bus {
     char probe_host[256], probe_port[8];
     long probe_backoff;
     bool probing, connect_done, freeing;
+    int handles_open;  /* wakeup and timer, until their close callbacks */
 
     /* Shared with nats.c threads, under 'lock'. */
     uv_mutex_t lock;
@@ -365,7 +366,7 @@ static void connect_now(struct bus *bus)
 
 static void free_if_done(struct bus *bus)
 {
-    if (bus->freeing && !bus->probing && bus->wakeup.data == NULL)
+    if (bus->freeing && !bus->probing && bus->handles_open == 0)
         free(bus);
 }
 
@@ -727,11 +728,11 @@ void bus_close(struct bus *bus, void (*done)(void *arg), void *arg)
         natsConnection_Close(bus->nc);
 }
 
-static void on_wakeup_closed(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
     struct bus *bus = h->data;
 
-    bus->wakeup.data = NULL;
+    bus->handles_open--;
     free_if_done(bus);
 }
 
@@ -756,8 +757,9 @@ void bus_free(struct bus *bus)
     for (uint32_t i = 0; i < bus->count; i++)
         natsMsg_Destroy(bus->ring[(bus->head + i) % RING_CAP].msg);
     free(bus->slots);
-    uv_close((uv_handle_t *)&bus->timer, NULL);
-    uv_close((uv_handle_t *)&bus->wakeup, on_wakeup_closed);
+    bus->handles_open = 2;
+    uv_close((uv_handle_t *)&bus->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&bus->wakeup, on_handle_closed);
 }
 
 void bus_get_stats(const struct bus *bus, struct bus_stats *out)

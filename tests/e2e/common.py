@@ -1,0 +1,29 @@
+"""common.py - small helpers the e2e tests share."""
+
+
+def fresh(fn=None, **env):
+    """Marks a test as needing its own stack, optionally with extra env."""
+    def mark(f):
+        f.fresh = True
+        f.env = {k: str(v) for k, v in env.items()} or None
+        return f
+    return mark(fn) if fn else mark
+
+
+def check(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def expect(resp, status, body=None):
+    check(resp.status == status, "expected %d, got %r" % (status, resp))
+    if body is not None:
+        check(resp.body == body, "expected body %r, got %r" % (body, resp.body))
+    return resp
+
+
+def new_item(stack, **over):
+    item = {"name": "user-1", "guide": "python", "description": "d", "status": "s"}
+    item.update(over)
+    r = expect(stack.request("POST", "/api/items", item), 200)
+    return int(r.body)

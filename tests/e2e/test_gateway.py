@@ -1,0 +1,133 @@
+"""test_gateway.py - the gateway's own behaviour: routing errors, limits,
+content types, request ids, CORS, health and metrics, timeouts."""
+import re
+import threading
+import time
+
+from common import check, expect, fresh
+
+
+def test_unknown_path_and_method(stack):
+    r = expect(stack.request("GET", "/nope"), 404)
+    check(r.header("content-type") == "application/json" and "error" in r.json(), r)
+    r = expect(stack.request("DELETE", "/api/items/1"), 405)
+    check(r.header("allow") == "GET, PUT", r.headers)
+    check("error" in r.json(), r)
+
+
+def test_trailing_slash(stack):
+    expect(stack.request("GET", "/api/items/"), 200)
+    expect(stack.request("GET", "/api/items/?archived=false"), 200)
+
+
+def test_body_limits_and_types(stack):
+    out = stack.raw(b"POST /api/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                    b"\r\nContent-Length: 1048577\r\n\r\n" + b"x" * 1024)
+    check(out.startswith(b"HTTP/1.1 413"), out[:80])
+    r = stack.request("POST", "/api/items", "x" * (1024 * 1024),
+                      {"Content-Type": "application/json"})
+    expect(r, 400)  # exactly the limit reaches the service, which refuses bad JSON
+    r = expect(stack.request("POST", "/api/items", "hello", {"Content-Type": "text/plain"}),
+               415)
+    check("JSON" in r.json()["error"], r)
+    expect(stack.request("POST", "/api/items", '{"a":1}',
+                         {"Content-Type": "application/json; charset=utf-8"}), 400)
+
+
+def test_malformed_http(stack):
+    out = stack.raw(b"GARBAGE\r\n\r\n")
+    check(out.startswith(b"HTTP/1.1 400"), out[:80])
+    out = stack.raw(b"GET /api/items HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+    check(out.startswith(b"HTTP/1.1 400"), out[:80])
+    expect(stack.request("GET", "/livez"), 200)
+
+
+def test_request_id(stack):
+    r = stack.request("GET", "/api/items", headers={"X-Request-Id": "abc-123"})
+    check(r.header("x-request-id") == "abc-123", r.headers)
+    r = stack.request("GET", "/api/items")
+    check(re.fullmatch(r"[0-9a-f]{32}", r.header("x-request-id") or ""), r.headers)
+    r = stack.request("GET", "/api/items", headers={"X-Request-Id": "bad id!"})
+    check(re.fullmatch(r"[0-9a-f]{32}", r.header("x-request-id") or ""), r.headers)
+    stack.request("GET", "/api/items/1", headers={"X-Request-Id": "trace-me-42"})
+    logs = stack.tail_logs(200)
+    check(logs.count("trace-me-42") >= 2, "the id is in the gateway's and tracker's logs")
+
+
+def test_cors(stack):
+    r = stack.request("GET", "/api/items", headers={"Origin": "http://localhost:3000"})
+    check(r.header("access-control-allow-origin") == "http://localhost:3000", r.headers)
+    check(r.header("vary") == "Origin", r.headers)
+    r = stack.request("GET", "/api/items")
+    check(r.header("access-control-allow-origin") == "*" and r.header("vary") is None,
+          r.headers)
+    r = expect(stack.request("GET", "/nope", headers={"Origin": "http://a"}), 404)
+    check(r.header("access-control-allow-origin") == "http://a", r.headers)
+    r = expect(stack.request("OPTIONS", "/api/items", headers={
+        "Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type"}), 200)
+    check(r.header("access-control-allow-methods") ==
+          "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT", r.headers)
+    check(r.header("access-control-allow-headers") == "content-type", r.headers)
+    check(r.header("access-control-allow-origin") == "http://localhost:3000", r.headers)
+    check(r.header("allow") == "GET, POST, OPTIONS", r.headers)
+    r = expect(stack.request("OPTIONS", "/api/items/3:archive",
+                             headers={"Origin": "http://x", "Access-Control-Request-Method":
+                                      "PUT"}), 200)
+    check(r.header("access-control-allow-headers") is None, r.headers)
+    expect(stack.request("OPTIONS", "/nope"), 404)
+
+
+def test_health_and_metrics(stack):
+    expect(stack.request("GET", "/livez"), 200)
+    r = expect(stack.request("GET", "/readyz"), 200)
+    check(r.json()["status"] == "ok", r)
+    stack.request("GET", "/api/items")
+    r = expect(stack.request("GET", "/metrics"), 200)
+    check(r.header("content-type").startswith("text/plain; version=0.0.4"), r.headers)
+    check('gateway_http_requests_total{route="GET /api/items",code="200"}' in r.body, r.body)
+    check("gateway_http_request_duration_seconds_bucket{le=\"+Inf\"}" in r.body, r.body)
+    check(r.body.endswith("\n"), "ends with a newline")
+    for line in r.body.splitlines():
+        check(line.startswith("#") or re.fullmatch(
+            r"[a-z_]+(\{[a-z_]+=\"[^\"]*\"(,[a-z_]+=\"[^\"]*\")*\})? [0-9.e+-]+", line), line)
+
+
+@fresh(GATEWAY_TIMEOUT_MS=300)
+def test_slow_service_gives_504(stack):
+    s = stack.psql_session()
+    try:
+        s.stdin.write("BEGIN; LOCK TABLE work_items IN ACCESS EXCLUSIVE MODE;\n"
+                      "SELECT 'locked';\n")
+        s.stdin.flush()
+        check(s.stdout.readline().strip() == "locked", "lock taken")
+        t0 = time.monotonic()
+        r = stack.request("GET", "/api/items")
+        took = time.monotonic() - t0
+        expect(r, 504)
+        check(0.25 <= took < 1.5, "504 after about 300 ms, took %.3fs" % took)
+    finally:
+        s.stdin.write("ROLLBACK;\n\\q\n")
+        s.stdin.flush()
+        s.wait(10)
+    expect(stack.request("GET", "/api/items"), 200)
+
+
+def test_many_concurrent_requests(stack):
+    errors = []
+
+    def worker():
+        try:
+            for _ in range(50):
+                r = stack.request("GET", "/api/items?archived=true")
+                if r.status != 200:
+                    errors.append(r)
+        except Exception as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    check(not errors, errors[:3])
