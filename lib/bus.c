@@ -364,10 +364,15 @@ static void connect_now(struct bus *bus)
     on_nats_state(bus->nc, bus);
 }
 
+/* The struct itself is never freed: a nats.c thread may still be returning
+ * from a last callback (closed, disconnected) into it until nats_Close().
+ * Buses are made once per process, so one is kept here, reachable. */
+static struct bus *retired;
+
 static void free_if_done(struct bus *bus)
 {
     if (bus->freeing && !bus->probing && bus->handles_open == 0)
-        free(bus);
+        retired = bus;
 }
 
 static void on_probe_closed(uv_handle_t *h)

@@ -84,8 +84,9 @@ void bus_stop_subscriptions(struct bus *bus, void (*done)(void *arg), void *arg)
  * loop once it is closed. Pending requests end with BUS_UNAVAILABLE. */
 void bus_close(struct bus *bus, void (*done)(void *arg), void *arg);
 
-/* Frees the bus after bus_close's 'done'; the loop must run once more to
- * release its handles. */
+/* Releases the bus's NATS objects and handles after bus_close's 'done'; the
+ * loop must run once more to close its handles. The struct itself stays
+ * allocated, since a nats.c thread may still be returning into it. */
 void bus_free(struct bus *bus);
 
 void bus_get_stats(const struct bus *bus, struct bus_stats *out);
