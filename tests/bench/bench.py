@@ -53,7 +53,7 @@ def main():
     try:
         stack.up()
         stack.psql("INSERT INTO work_items (description, guide, status, username) "
-                   "SELECT 'item ' || i, 'python', 'open', 'user-' || (i % 50) "
+                   "SELECT 'item ' || i, 'python', 'open', 'user-' || (i %% 50) "
                    "FROM generate_series(1, %d) i" % ITEMS)
         stack.psql("CREATE DATABASE bench", db="postgres")
         sh([harness.PGBIN + "/pgbench", "-i", "-q", "-s", "10", "-h", "127.0.0.1", "-p",
