@@ -187,6 +187,17 @@ static int conn_send(struct conn *c, struct query *q, const char *const *values)
     return 0;
 }
 
+/* Sends 'q' on 'c'; if the connection broke, 'q' is answered and 'c' dropped. */
+static void send_or_drop(struct conn *c, struct query *q, const char *const *values)
+{
+    int rc = conn_send(c, q, values);
+
+    if (rc == -1)
+        query_answer(c->db, q, DB_ERR_UNAVAILABLE, NULL, PQerrorMessage(c->pg));
+    if (rc != 0)
+        conn_drop(c, PQerrorMessage(c->pg));
+}
+
 static struct conn *least_busy(struct db *db)
 {
     struct conn *best = NULL;
@@ -208,19 +219,12 @@ static void dispatch_waiting(struct db *db)
     while (db->wait_head && (c = least_busy(db)) != NULL &&
            c->inflight < db->cfg.pipeline_depth) {
         struct query *q = db->wait_head;
-        int rc;
 
         db->wait_head = q->next;
         if (db->wait_head == NULL)
             db->wait_tail = NULL;
         db->waiting--;
-        rc = conn_send(c, q, (const char *const *)q->values);
-        if (rc == -1) {
-            query_answer(db, q, DB_ERR_UNAVAILABLE, NULL, PQerrorMessage(c->pg));
-            conn_drop(c, PQerrorMessage(c->pg));
-        } else if (rc == -2) {
-            conn_drop(c, PQerrorMessage(c->pg));
-        }
+        send_or_drop(c, q, (const char *const *)q->values);
     }
 }
 
@@ -229,7 +233,6 @@ void db_query(struct db *db, int stmt, int nparams, const char *const *values, d
 {
     struct query *q;
     struct conn *c;
-    int rc;
 
     if (db->closing || !any_ready(db)) {
         struct db_result r = {DB_ERR_UNAVAILABLE, "", "no database connection", NULL};
@@ -247,13 +250,7 @@ void db_query(struct db *db, int stmt, int nparams, const char *const *values, d
 
     c = least_busy(db);
     if (db->wait_head == NULL && c->inflight < db->cfg.pipeline_depth) {
-        rc = conn_send(c, q, values);
-        if (rc == -1) {
-            query_answer(db, q, DB_ERR_UNAVAILABLE, NULL, PQerrorMessage(c->pg));
-            conn_drop(c, PQerrorMessage(c->pg));
-        } else if (rc == -2) {
-            conn_drop(c, PQerrorMessage(c->pg));
-        }
+        send_or_drop(c, q, values);
         return;
     }
     if (db->waiting >= db->cfg.queue_max) {

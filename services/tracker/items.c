@@ -72,17 +72,24 @@ static const char *item_id(struct request *req)
     return id;
 }
 
-static void on_get(struct request *req, const struct db_result *r)
+/* True when the query found the item; otherwise answers (error or 404). */
+static bool found(struct request *req, const struct db_result *r)
 {
     if (r->err) {
         request_db_error(req, r);
-        return;
+        return false;
     }
     if (PQntuples(r->res) == 0) {
         request_error(req, 404, "Work item %s not found.", request_param(req, "id"));
-        return;
+        return false;
     }
-    request_reply(req, 200, item_from_row(r->res, 0));
+    return true;
+}
+
+static void on_get(struct request *req, const struct db_result *r)
+{
+    if (found(req, r))
+        request_reply(req, 200, item_from_row(r->res, 0));
 }
 
 void items_get(struct request *req)
@@ -137,15 +144,8 @@ void items_create(struct request *req)
 
 static void on_archived(struct request *req, const struct db_result *r)
 {
-    if (r->err) {
-        request_db_error(req, r);
-        return;
-    }
-    if (PQntuples(r->res) == 0) {
-        request_error(req, 404, "Work item %s not found.", request_param(req, "id"));
-        return;
-    }
-    request_reply(req, 200, NULL);
+    if (found(req, r))
+        request_reply(req, 200, NULL);
 }
 
 void items_action(struct request *req)
