@@ -121,7 +121,8 @@ static void on_nats_state(natsConnection *nc, void *closure)
     bus->shared_connected = st == NATS_CONN_STATUS_CONNECTED;
     if (st == NATS_CONN_STATUS_CLOSED)
         bus->shared_closed = true;
-    wake(bus);
+    if (!bus->refuse) /* after bus_free the loop may be closed already */
+        wake(bus);
     uv_mutex_unlock(&bus->lock);
 }
 
@@ -137,7 +138,8 @@ static void on_sub_complete(void *closure)
 
     uv_mutex_lock(&bus->lock);
     bus->subs_finished++;
-    wake(bus);
+    if (!bus->refuse)
+        wake(bus);
     uv_mutex_unlock(&bus->lock);
 }
 
@@ -367,7 +369,7 @@ static void connect_now(struct bus *bus)
 /* The struct itself is never freed: a nats.c thread may still be returning
  * from a last callback (closed, disconnected) into it until nats_Close().
  * Buses are made once per process, so one is kept here, reachable. */
-static struct bus *retired;
+static struct bus *volatile retired;
 
 static void free_if_done(struct bus *bus)
 {
