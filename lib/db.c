@@ -26,6 +26,12 @@ struct query {
     bool failed;      /* a prepare failed */
 };
 
+/* Queries in order: waiting for a connection, or sent on one. */
+struct fifo {
+    struct query *head, *tail;
+    int n;
+};
+
 enum conn_state { C_DOWN, C_CONNECTING, C_PREPARING, C_READY };
 
 struct conn {
@@ -35,8 +41,7 @@ struct conn {
     int fd, events;
     enum conn_state state;
     unsigned epoch;    /* bumped whenever the connection is dropped */
-    struct query *head, *tail;  /* sent, results pending, in order */
-    int inflight;
+    struct fifo sent;  /* results pending, in send order */
     uv_timer_t retry;
     long backoff;
 };
@@ -46,8 +51,7 @@ struct db {
     struct db_config cfg;
     char **stmt_names;
     struct conn *conns;
-    struct query *wait_head, *wait_tail;
-    int waiting;
+    struct fifo waiting;
     struct query *free_queries;
     uv_timer_t janitor;
     bool closing;
@@ -113,6 +117,30 @@ static void query_free(struct db *db, struct query *q)
     db->free_queries = q;
 }
 
+static void fifo_push(struct fifo *f, struct query *q)
+{
+    q->next = NULL;
+    if (f->tail)
+        f->tail->next = q;
+    else
+        f->head = q;
+    f->tail = q;
+    f->n++;
+}
+
+static struct query *fifo_pop(struct fifo *f)
+{
+    struct query *q = f->head;
+
+    if (q) {
+        f->head = q->next;
+        if (f->head == NULL)
+            f->tail = NULL;
+        f->n--;
+    }
+    return q;
+}
+
 /* Calls the query's callback at most once, then frees it. */
 static void query_answer(struct db *db, struct query *q, enum db_err err, const char *sqlstate,
                          const char *message)
@@ -147,15 +175,10 @@ static bool any_ready(const struct db *db)
 
 static void fail_waiting(struct db *db, enum db_err err, const char *why)
 {
-    while (db->wait_head) {
-        struct query *q = db->wait_head;
+    struct query *q;
 
-        db->wait_head = q->next;
-        if (db->wait_head == NULL)
-            db->wait_tail = NULL;
-        db->waiting--;
+    while ((q = fifo_pop(&db->waiting)) != NULL)
         query_answer(db, q, err, NULL, why);
-    }
 }
 
 /* Sends 'q' on 'c' and appends it to the connection's in-flight list.
@@ -168,13 +191,7 @@ static int conn_send(struct conn *c, struct query *q, const char *const *values)
                              0) ||
         !PQpipelineSync(c->pg))
         return -1;
-    q->next = NULL;
-    if (c->tail)
-        c->tail->next = q;
-    else
-        c->head = q;
-    c->tail = q;
-    c->inflight++;
+    fifo_push(&c->sent, q);
     switch (PQflush(c->pg)) {
     case 0:
         break;
@@ -205,7 +222,7 @@ static struct conn *least_busy(struct db *db)
     for (int i = 0; i < db->cfg.pool_size; i++) {
         struct conn *c = &db->conns[i];
 
-        if (c->state == C_READY && (best == NULL || c->inflight < best->inflight))
+        if (c->state == C_READY && (best == NULL || c->sent.n < best->sent.n))
             best = c;
     }
     return best;
@@ -216,14 +233,10 @@ static void dispatch_waiting(struct db *db)
 {
     struct conn *c;
 
-    while (db->wait_head && (c = least_busy(db)) != NULL &&
-           c->inflight < db->cfg.pipeline_depth) {
-        struct query *q = db->wait_head;
+    while (db->waiting.head && (c = least_busy(db)) != NULL &&
+           c->sent.n < db->cfg.pipeline_depth) {
+        struct query *q = fifo_pop(&db->waiting);
 
-        db->wait_head = q->next;
-        if (db->wait_head == NULL)
-            db->wait_tail = NULL;
-        db->waiting--;
         send_or_drop(c, q, (const char *const *)q->values);
     }
 }
@@ -249,11 +262,11 @@ void db_query(struct db *db, int stmt, int nparams, const char *const *values, d
     q->deadline = uv_now(db->loop) + (uint64_t)db->cfg.timeout_ms;
 
     c = least_busy(db);
-    if (db->wait_head == NULL && c->inflight < db->cfg.pipeline_depth) {
+    if (db->waiting.head == NULL && c->sent.n < db->cfg.pipeline_depth) {
         send_or_drop(c, q, values);
         return;
     }
-    if (db->waiting >= db->cfg.queue_max) {
+    if (db->waiting.n >= db->cfg.queue_max) {
         query_answer(db, q, DB_ERR_BUSY, NULL, "database queue full");
         return;
     }
@@ -264,12 +277,7 @@ void db_query(struct db *db, int stmt, int nparams, const char *const *values, d
     for (int i = 0; i < nparams; i++)
         if (values[i] && (q->values[i] = strdup(values[i])) == NULL)
             abort();
-    if (db->wait_tail)
-        db->wait_tail->next = q;
-    else
-        db->wait_head = q;
-    db->wait_tail = q;
-    db->waiting++;
+    fifo_push(&db->waiting, q);
 }
 
 /* Takes every result that has arrived; answers queries in send order. */
@@ -279,9 +287,9 @@ static void conn_read_results(struct conn *c)
     unsigned epoch = c->epoch;
     int nulls = 0;
 
-    while (c->head && !PQisBusy(c->pg)) {
+    while (c->sent.head && !PQisBusy(c->pg)) {
         PGresult *r = PQgetResult(c->pg);
-        struct query *q = c->head;
+        struct query *q = c->sent.head;
 
         if (r == NULL) { /* end of one query's results: its Sync follows */
             if (++nulls > 1)
@@ -301,10 +309,7 @@ static void conn_read_results(struct conn *c)
             continue;
         }
         PQclear(r);
-        c->head = q->next;
-        if (c->head == NULL)
-            c->tail = NULL;
-        c->inflight--;
+        fifo_pop(&c->sent);
 
         if (q->stmt < 0) { /* the prepares */
             bool failed = q->failed;
@@ -412,8 +417,7 @@ static void conn_ready_for_queries(struct conn *c)
     q = query_new(db);
     q->stmt = -1;
     q->deadline = uv_now(db->loop) + (uint64_t)db->cfg.timeout_ms;
-    c->head = c->tail = q;
-    c->inflight = 1;
+    fifo_push(&c->sent, q);
     c->state = C_PREPARING;
     conn_poll(c, PQflush(c->pg) == 1 ? UV_READABLE | UV_WRITABLE : UV_READABLE);
 }
@@ -487,12 +491,8 @@ static void conn_drop(struct conn *c, const char *why)
     }
     PQfinish(c->pg);
     c->pg = NULL;
-    while ((q = c->head) != NULL) {
-        c->head = q->next;
+    while ((q = fifo_pop(&c->sent)) != NULL)
         query_answer(db, q, DB_ERR_UNAVAILABLE, NULL, msg);
-    }
-    c->tail = NULL;
-    c->inflight = 0;
     if (!db->closing) {
         log_warn(NULL, "db: connection %d down (%s); retrying in %ld ms", (int)(c - db->conns),
                  msg, c->backoff);
@@ -542,19 +542,13 @@ static void on_janitor(uv_timer_t *t)
     struct db *db = t->data;
     uint64_t now = uv_now(db->loop);
 
-    while (db->wait_head && db->wait_head->deadline <= now) {
-        struct query *q = db->wait_head;
-
-        db->wait_head = q->next;
-        if (db->wait_head == NULL)
-            db->wait_tail = NULL;
-        db->waiting--;
-        query_answer(db, q, DB_ERR_TIMEOUT, NULL, "waited too long for a connection");
-    }
+    while (db->waiting.head && db->waiting.head->deadline <= now)
+        query_answer(db, fifo_pop(&db->waiting), DB_ERR_TIMEOUT, NULL,
+                     "waited too long for a connection");
     for (int i = 0; i < db->cfg.pool_size; i++) {
         struct conn *c = &db->conns[i];
 
-        for (struct query *q = c->head; q && q->deadline <= now; q = q->next) {
+        for (struct query *q = c->sent.head; q && q->deadline <= now; q = q->next) {
             if (q->stmt < 0) {
                 conn_drop(c, "preparing statements timed out");
                 break;
@@ -631,9 +625,9 @@ void db_get_stats(const struct db *db, struct db_stats *out)
             out->connections_ready++;
         else
             out->connections_down++;
-        out->inflight += c->inflight;
+        out->inflight += c->sent.n;
     }
-    out->waiting = db->waiting;
+    out->waiting = db->waiting.n;
 }
 
 void db_close(struct db *db, void (*done)(void *arg), void *arg)

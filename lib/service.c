@@ -185,37 +185,25 @@ void request_error(struct request *req, int status, const char *fmt, ...)
 
 void request_db_error(struct request *req, const struct db_result *res)
 {
-    static const int status[] = {
-        [DB_OK] = 500,           [DB_ERR_UNAVAILABLE] = 503, [DB_ERR_TIMEOUT] = 504,
-        [DB_ERR_BUSY] = 503,     [DB_ERR_CONFLICT] = 409,    [DB_ERR_NOT_FOUND] = 404,
-        [DB_ERR_INVALID] = 400,  [DB_ERR_INTERNAL] = 500,
+    static const struct {
+        int status;
+        const char *message;
+    } answers[] = {
+        [DB_OK] = {500, "A storage error occurred."},
+        [DB_ERR_UNAVAILABLE] = {503, "Data service not ready. Wait a minute and try again."},
+        [DB_ERR_TIMEOUT] = {504, "The data service did not answer in time."},
+        [DB_ERR_BUSY] = {503, "Data service not ready. Wait a minute and try again."},
+        [DB_ERR_CONFLICT] = {409, "The request conflicts with the current state."},
+        [DB_ERR_NOT_FOUND] = {404, "A referenced record does not exist."},
+        [DB_ERR_INVALID] = {400, "A value is not valid for its field."},
+        [DB_ERR_INTERNAL] = {500, "A storage error occurred."},
     };
-    int code = status[res->err];
+    int code = answers[res->err].status;
 
     if (code >= 500)
         log_warn(req->id, "database %s: %s %s", db_err_name(res->err), res->sqlstate,
                  res->message);
-    switch (res->err) {
-    case DB_ERR_UNAVAILABLE:
-    case DB_ERR_BUSY:
-        request_error(req, code, "Data service not ready. Wait a minute and try again.");
-        break;
-    case DB_ERR_TIMEOUT:
-        request_error(req, code, "The data service did not answer in time.");
-        break;
-    case DB_ERR_CONFLICT:
-        request_error(req, code, "The request conflicts with the current state.");
-        break;
-    case DB_ERR_NOT_FOUND:
-        request_error(req, code, "A referenced record does not exist.");
-        break;
-    case DB_ERR_INVALID:
-        request_error(req, code, "A value is not valid for its field.");
-        break;
-    default:
-        request_error(req, code, "A storage error occurred.");
-        break;
-    }
+    request_error(req, code, "%s", answers[res->err].message);
 }
 
 static void on_request_db(void *arg, const struct db_result *res)
