@@ -775,6 +775,18 @@ void bus_get_stats(const struct bus *bus, struct bus_stats *out)
     out->connected = bus->connected;
 }
 
+const char *bus_status_name(enum bus_status status)
+{
+    static const char *const names[] = {
+        [BUS_OK] = "ok",
+        [BUS_TIMEOUT] = "timeout",
+        [BUS_NO_RESPONDERS] = "no responders",
+        [BUS_UNAVAILABLE] = "unavailable",
+    };
+
+    return names[status];
+}
+
 const char *bus_header(natsMsg *msg, const char *key)
 {
     const char *v = NULL;

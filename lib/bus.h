@@ -91,6 +91,9 @@ void bus_free(struct bus *bus);
 
 void bus_get_stats(const struct bus *bus, struct bus_stats *out);
 
+/* "ok", "timeout", "no responders" or "unavailable", for logs. */
+const char *bus_status_name(enum bus_status status);
+
 /* The value of header 'key' in 'msg', or NULL. */
 const char *bus_header(natsMsg *msg, const char *key);
 

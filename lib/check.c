@@ -62,6 +62,10 @@ int check_object(json_t *v, const struct field *fields, char *err, size_t errsiz
             snprintf(err, errsize, "Field '%s' must be %s.", f->name, type_names[f->type]);
             return -1;
         }
+        if (f->type == F_STRING && strlen(json_string_value(val)) != json_string_length(val)) {
+            snprintf(err, errsize, "Field '%s' must not contain NUL characters.", f->name);
+            return -1;
+        }
         if (f->type == F_STRING && f->max_chars &&
             utf8_chars(json_string_value(val)) > f->max_chars) {
             snprintf(err, errsize, "Field '%s' must be at most %zu characters.", f->name,

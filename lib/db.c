@@ -510,10 +510,11 @@ static void conn_connect(struct conn *c)
     char timeout[24];
     const char *keys[] = {"host", "port", "user", "dbname", "application_name", "options",
                           "connect_timeout", "keepalives", NULL};
-    char options[64];
+    char options[256];
     const char *vals[9];
 
-    snprintf(options, sizeof(options), "-c statement_timeout=%ld", db->cfg.timeout_ms);
+    snprintf(options, sizeof(options), "-c statement_timeout=%ld %s", db->cfg.timeout_ms,
+             db->cfg.options ? db->cfg.options : "");
     snprintf(timeout, sizeof(timeout), "%ld", (db->cfg.timeout_ms + 999) / 1000);
     vals[0] = db->cfg.host;
     vals[1] = db->cfg.port;

@@ -15,6 +15,7 @@ struct db;
 struct db_config {
     const char *host, *port, *user, *dbname;  /* PGPASSWORD etc. come from libpq's environment */
     const char *app_name;     /* application_name */
+    const char *options;      /* more "-c name=value" settings, or NULL */
     const char *const *sql;   /* statement texts, prepared as "s0", "s1", ... */
     int nsql;
     int pool_size;            /* connections */

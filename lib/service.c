@@ -12,7 +12,9 @@
 #include "bus.h"
 #include "cfg.h"
 #include "envelope.h"
+#include "health.h"
 #include "log.h"
+#include "outbox.h"
 #include "urlenc.h"
 
 /* Everything one request owns; freed when it is answered. */
@@ -22,6 +24,7 @@ struct req_impl {
     natsMsg *msg;
     json_t *json;
     request_db_cb db_cb;
+    int stmt;
     struct alloc *allocs;
     uint64_t started;
 };
@@ -36,6 +39,10 @@ struct service {
     uv_loop_t *loop;
     struct bus *bus;
     struct db *db;
+    struct outbox *outbox;
+    struct health *health;
+    const char **sql;      /* the service's statements, then the outbox's */
+    bool *emits;           /* statement i writes outbox rows */
     uv_signal_t sigterm, sigint;
     uv_timer_t shutdown_timer;
     long inflight;
@@ -45,6 +52,9 @@ struct service {
     /* configuration */
     const char *nats_url, *log_level, *pg_host, *pg_port, *pg_user, *pg_db;
     long pool_size, pipeline_depth, queue_max, db_timeout_ms, shutdown_ms, max_inflight;
+    const char *events_stream, *health_host;
+    long events_enabled, events_max_age_s, events_max_bytes, events_replicas, outbox_sweep_ms;
+    long health_port;
 };
 
 static struct service svc_global;
@@ -62,6 +72,14 @@ static const struct cfg_key cfg_keys[] = {
     CFG_INT("DB_TIMEOUT_MS", &svc_global.db_timeout_ms, "5000", 1, 600000, "deadline of one query (also statement_timeout)"),
     CFG_INT("SERVICE_MAX_INFLIGHT", &svc_global.max_inflight, "4096", 1, 1000000, "requests handled at once; more get 503"),
     CFG_INT("SHUTDOWN_TIMEOUT_MS", &svc_global.shutdown_ms, "10000", 0, 600000, "how long SIGTERM waits for requests in flight"),
+    CFG_INT("EVENTS_ENABLED", &svc_global.events_enabled, "1", 0, 1, "1: state changes write events; 0: they do not (to measure the outbox's cost)"),
+    CFG_STR("EVENTS_STREAM", &svc_global.events_stream, "EVENTS", "JetStream stream of events.>, created if missing"),
+    CFG_INT("EVENTS_MAX_AGE_S", &svc_global.events_max_age_s, "604800", 0, 315360000, "how long the stream keeps events (0: until EVENTS_MAX_BYTES)"),
+    CFG_INT("EVENTS_MAX_BYTES", &svc_global.events_max_bytes, "1073741824", -1, 1099511627776, "the stream's size bound; oldest events go first (-1: none)"),
+    CFG_INT("EVENTS_REPLICAS", &svc_global.events_replicas, "1", 1, 5, "stream replicas (3 on a NATS cluster)"),
+    CFG_INT("OUTBOX_SWEEP_MS", &svc_global.outbox_sweep_ms, "5000", 0, 3600000, "how often the relay looks for events other processes left (0: never)"),
+    CFG_STR("HEALTH_HOST", &svc_global.health_host, "127.0.0.1", "address of the /livez and /readyz listener"),
+    CFG_INT("HEALTH_PORT", &svc_global.health_port, "0", 0, 65535, "port of the /livez and /readyz listener (0: none)"),
 };
 
 #define NKEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))
@@ -210,6 +228,8 @@ static void on_request_db(void *arg, const struct db_result *res)
 {
     struct req_impl *r = arg;
 
+    if (res->err == DB_OK && r->svc->emits[r->stmt])
+        outbox_kick(r->svc->outbox);
     r->db_cb(&r->pub, res);
 }
 
@@ -219,6 +239,7 @@ void request_query_db(struct request *req, int stmt, int nparams, const char *co
     struct req_impl *r = (struct req_impl *)req;
 
     r->db_cb = cb;
+    r->stmt = stmt;
     db_query(req->db, stmt, nparams, values, on_request_db, r);
 }
 
@@ -281,6 +302,15 @@ static void on_bus_closed(void *arg)
     db_close(svc->db, on_db_closed, svc);
 }
 
+static void on_outbox_closed(void *arg)
+{
+    struct service *svc = arg;
+
+    outbox_free(svc->outbox);
+    svc->outbox = NULL;
+    bus_close(svc->bus, on_bus_closed, svc);
+}
+
 /* The last step of a shutdown: nothing is in flight and no more can come. */
 static void maybe_finish(struct service *svc)
 {
@@ -288,8 +318,9 @@ static void maybe_finish(struct service *svc)
         return;
     svc->closing = true;
     uv_timer_stop(&svc->shutdown_timer);
-    log_info(NULL, "all requests answered; closing NATS and PostgreSQL");
-    bus_close(svc->bus, on_bus_closed, svc);
+    log_info(NULL, "all requests answered; publishing what the outbox holds, then closing");
+    health_close(svc->health);
+    outbox_close(svc->outbox, on_outbox_closed, svc);
 }
 
 static void on_subs_stopped(void *arg)
@@ -323,6 +354,38 @@ static void on_signal(uv_signal_t *sig, int signum)
     bus_stop_subscriptions(svc->bus, on_subs_stopped, svc);
 }
 
+static void on_bus_state(void *arg, bool connected)
+{
+    struct service *svc = arg;
+
+    if (svc->outbox)
+        outbox_on_bus(svc->outbox, connected);
+}
+
+static bool is_ready(void *arg)
+{
+    struct service *svc = arg;
+
+    return !svc->stopping && bus_connected(svc->bus) && db_ready(svc->db) &&
+           outbox_ready(svc->outbox);
+}
+
+/* The service's statements followed by the relay's; a statement that
+ * inserts into the outbox kicks the relay when it succeeds. */
+static void collect_sql(struct service *svc, const struct service_def *def)
+{
+    int n = def->nsql + OUTBOX_SQL_COUNT;
+
+    svc->sql = calloc((size_t)n, sizeof(*svc->sql));
+    svc->emits = calloc((size_t)n, sizeof(*svc->emits));
+    if (svc->sql == NULL || svc->emits == NULL)
+        abort();
+    for (int i = 0; i < n; i++) {
+        svc->sql[i] = i < def->nsql ? def->sql[i] : outbox_sql[i - def->nsql];
+        svc->emits[i] = strstr(svc->sql[i], "INSERT INTO outbox") != NULL;
+    }
+}
+
 static int usage(const struct service_def *def, int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--config") == 0) {
@@ -342,6 +405,7 @@ int service_run(const struct service_def *def, int argc, char **argv)
     if (argc > 1)
         return usage(def, argc, argv);
     svc->def = def;
+    collect_sql(svc, def);
     if (cfg_load(cfg_keys, NKEYS, stderr) != 0)
         return 1;
     if (log_init(def->name, svc->log_level) != 0) {
@@ -352,18 +416,31 @@ int service_run(const struct service_def *def, int argc, char **argv)
     svc->loop = uv_default_loop();
 
     bc = (struct bus_config){.url = svc->nats_url, .name = def->name,
-                             .request_timeout_ms = 5000, .max_pending = 1024};
+                             .request_timeout_ms = 5000, .max_pending = 1024,
+                             .on_state = on_bus_state, .arg = svc};
     svc->bus = bus_new(svc->loop, &bc);
     if (svc->bus == NULL)
         return 1;
     dc = (struct db_config){.host = svc->pg_host, .port = svc->pg_port, .user = svc->pg_user,
-                            .dbname = svc->pg_db, .app_name = def->name, .sql = def->sql,
-                            .nsql = def->nsql, .pool_size = (int)svc->pool_size,
+                            .dbname = svc->pg_db, .app_name = def->name,
+                            .options = svc->events_enabled ? NULL : "-c app.events=off",
+                            .sql = svc->sql, .nsql = def->nsql + OUTBOX_SQL_COUNT,
+                            .pool_size = (int)svc->pool_size,
                             .pipeline_depth = (int)svc->pipeline_depth,
                             .queue_max = (int)svc->queue_max,
                             .timeout_ms = svc->db_timeout_ms};
     svc->db = db_new(svc->loop, &dc);
     if (svc->db == NULL)
+        return 1;
+    svc->outbox = outbox_new(svc->loop, svc->bus, svc->db, &(struct outbox_config){
+        .source = def->name, .stream = svc->events_stream, .max_age_s = svc->events_max_age_s,
+        .max_bytes = svc->events_max_bytes, .replicas = svc->events_replicas,
+        .sweep_ms = svc->outbox_sweep_ms, .batch = 256, .first_stmt = def->nsql});
+    if (svc->outbox == NULL)
+        return 1;
+    if (svc->health_port > 0 &&
+        (svc->health = health_new(svc->loop, svc->health_host, (int)svc->health_port,
+                                  is_ready, svc)) == NULL)
         return 1;
     for (const struct endpoint *ep = def->endpoints; ep->subject; ep++) {
         if (bus_subscribe(svc->bus, ep->subject, def->name, on_message,

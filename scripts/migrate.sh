@@ -14,9 +14,9 @@ psql=(psql -X -q -v ON_ERROR_STOP=1)
     applied_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (service, version))"
 
-for file in "$root"/services/*/migrations/*.sql; do
+for file in "$root"/lib/migrations/*.sql "$root"/services/*/migrations/*.sql; do
     [ -e "$file" ] || continue
-    service=$(basename "$(dirname "$(dirname "$file")")")
+    service=$(basename "$(dirname "$(dirname "$file")")")   # lib: the shared runtime
     version=$(basename "$file" .sql)
     if ! [[ $service =~ ^[a-z0-9_]+$ && $version =~ ^[0-9]+_[a-z0-9_]+$ ]]; then
         echo "migrate: bad migration name $file" >&2

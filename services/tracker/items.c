@@ -134,11 +134,12 @@ void items_create(struct request *req)
         request_error(req, 400, "%s", err);
         return;
     }
-    request_query_db(req, SQL_ITEM_CREATE, 4,
+    request_query_db(req, SQL_ITEM_CREATE, 5,
                      (const char *[]){json_string_value(json_object_get(body, "name")),
                                       json_string_value(json_object_get(body, "guide")),
                                       json_string_value(json_object_get(body, "description")),
-                                      json_string_value(json_object_get(body, "status"))},
+                                      json_string_value(json_object_get(body, "status")),
+                                      req->id},
                      on_created);
 }
 
@@ -159,5 +160,5 @@ void items_action(struct request *req)
         return;
     }
     if ((id = item_id(req)) != NULL)
-        request_query_db(req, SQL_ITEM_ARCHIVE, 1, &id, on_archived);
+        request_query_db(req, SQL_ITEM_ARCHIVE, 2, (const char *[]){id, req->id}, on_archived);
 }

@@ -223,6 +223,21 @@ class Stack:
     def cleanup(self):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
+    # --- events -----------------------------------------------------------------
+    def events(self, *args, timeout=30):
+        """Runs the events subscriber (build/bin/events --meta ARGS) to its end
+        and returns the events it printed, parsed."""
+        out = subprocess.run([os.path.join(BIN_DIR, "events"), "--url",
+                              "nats://127.0.0.1:%d" % self.nats_port, "--meta"] + list(args),
+                             capture_output=True, text=True, timeout=timeout, env=self.env())
+        if out.returncode != 0:
+            raise AssertionError("events %s: exit %d: %s" % (args, out.returncode, out.stderr))
+        return [json.loads(line) for line in out.stdout.splitlines()]
+
+    def wait_outbox_empty(self, source, timeout=10):
+        wait_until(lambda: self.psql("SELECT count(*) FROM outbox WHERE source = '%s'" % source)
+                   == "0", timeout, "%s outbox published" % source)
+
     # --- HTTP -------------------------------------------------------------------
     def request(self, method, path, body=None, headers=None, timeout=10):
         conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=timeout)
