@@ -1,0 +1,374 @@
+/* library.c - handlers of the lending library API (seed 000): books,
+ * authors, patrons and loans. All SQL is in sql.h; rows are answered with the
+ * original's "Table.Column" keys, in its order. */
+#include "library.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "sql.h"
+
+#define NAME_MAX_CHARS 200
+#define TITLE_MAX_CHARS 500
+#define PAGE_MAX 10000
+
+static json_int_t int_at(const PGresult *res, int row, int col)
+{
+    return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+/* ---- paging: ?limit=&offset= on every list ------------------------------- */
+
+struct page {
+    const char *limit;   /* NULL: all rows */
+    const char *offset;
+};
+
+/* Reads the page, or answers 400 and returns false. */
+static bool page_of(struct request *req, struct page *p)
+{
+    static const struct {
+        const char *name;
+        long min;
+    } keys[] = {{"limit", 1}, {"offset", 0}};
+    const char *v[2];
+
+    for (int i = 0; i < 2; i++) {
+        long n;
+
+        v[i] = request_query(req, keys[i].name);
+        if (v[i] && (check_int32(v[i], &n) != 0 || n < keys[i].min ||
+                     (i == 0 && n > PAGE_MAX))) {
+            request_error(req, 400, "Query parameter '%s' must be an integer from %ld%s.",
+                          keys[i].name, keys[i].min, i == 0 ? " to 10000" : "");
+            return false;
+        }
+    }
+    p->limit = v[0];
+    p->offset = v[1] ? v[1] : "0";
+    return true;
+}
+
+/* A path parameter that must be an id, or NULL after answering 400. */
+static const char *id_param(struct request *req, const char *name)
+{
+    const char *id = request_param(req, name);
+    long v;
+
+    if (check_int32(id, &v) != 0) {
+        request_error(req, 400, "%s '%.64s' is not an integer.", name, id ? id : "");
+        return NULL;
+    }
+    return id;
+}
+
+/* The request id as an event's parameter. */
+static const char *cause(const struct request *req)
+{
+    return *req->id ? req->id : NULL;
+}
+
+/* ---- GET /api/ ------------------------------------------------------------ */
+
+void library_index(struct request *req)
+{
+    request_reply(req, 200, json_pack("{s:s}", "description",
+                                      "A simple lending library REST API: books, authors, "
+                                      "patrons and loans."));
+}
+
+/* ---- books and authors --------------------------------------------------- */
+
+static void on_books(struct request *req, const struct db_result *r)
+{
+    json_t *books;
+
+    if (r->err) {
+        request_db_error(req, r);
+        return;
+    }
+    books = json_array();
+    for (int i = 0, n = PQntuples(r->res); i < n; i++)
+        json_array_append_new(books, json_pack("{s:I, s:s, s:I, s:s, s:s}",
+                                               "Books.BookID", int_at(r->res, i, 0),
+                                               "Books.Title", PQgetvalue(r->res, i, 1),
+                                               "Authors.AuthorID", int_at(r->res, i, 2),
+                                               "Authors.FirstName", PQgetvalue(r->res, i, 3),
+                                               "Authors.LastName", PQgetvalue(r->res, i, 4)));
+    request_reply(req, 200, json_pack("{s:o}", "books", books));
+}
+
+void library_books(struct request *req)
+{
+    struct page p;
+
+    if (page_of(req, &p))
+        request_query_db(req, SQL_BOOKS_LIST, 2, (const char *[]){p.limit, p.offset}, on_books);
+}
+
+void library_books_by_author(struct request *req)
+{
+    const char *author = id_param(req, "author_id");
+    struct page p;
+
+    if (author && page_of(req, &p))
+        request_query_db(req, SQL_BOOKS_BY_AUTHOR, 3,
+                         (const char *[]){p.limit, p.offset, author}, on_books);
+}
+
+static const struct field book_fields[] = {
+    {"Books.Title", F_STRING, true, TITLE_MAX_CHARS},
+    {"Authors.FirstName", F_STRING, true, NAME_MAX_CHARS},
+    {"Authors.LastName", F_STRING, true, NAME_MAX_CHARS},
+    {NULL, 0, false, 0},
+};
+
+static void on_book_added(struct request *req, const struct db_result *r)
+{
+    if (r->err) {
+        request_db_error(req, r);
+        return;
+    }
+    request_reply(req, 200, json_pack("{s:I, s:I}", "Authors.AuthorID", int_at(r->res, 0, 0),
+                                      "Books.BookID", int_at(r->res, 0, 1)));
+}
+
+/* The body checked against 'fields', or NULL after answering 400. */
+static json_t *body_of(struct request *req, const struct field *fields)
+{
+    const char *why;
+    char err[160];
+    json_t *body = request_json(req, &why);
+
+    if (body == NULL) {
+        request_error(req, 400, "%s", why);
+        return NULL;
+    }
+    if (check_object(body, fields, err, sizeof(err)) != 0) {
+        request_error(req, 400, "%s", err);
+        return NULL;
+    }
+    return body;
+}
+
+static const char *text_of(json_t *body, const char *key)
+{
+    return json_string_value(json_object_get(body, key));
+}
+
+void library_book_add(struct request *req)
+{
+    json_t *body = body_of(req, book_fields);
+    const char *title;
+
+    if (body == NULL)
+        return;
+    title = text_of(body, "Books.Title");
+    if (*title == '\0' || *text_of(body, "Authors.LastName") == '\0') {
+        request_error(req, 400, "Fields 'Books.Title' and 'Authors.LastName' must not be empty.");
+        return;
+    }
+    request_query_db(req, SQL_BOOK_ADD, 4,
+                     (const char *[]){title, text_of(body, "Authors.FirstName"),
+                                      text_of(body, "Authors.LastName"), cause(req)},
+                     on_book_added);
+}
+
+/* Authors and patrons share a row shape: {"T.TID", "T.FirstName", "T.LastName"}. */
+static void reply_people(struct request *req, const struct db_result *r, const char *list,
+                         const char *const keys[3])
+{
+    json_t *rows;
+
+    if (r->err) {
+        request_db_error(req, r);
+        return;
+    }
+    rows = json_array();
+    for (int i = 0, n = PQntuples(r->res); i < n; i++)
+        json_array_append_new(rows, json_pack("{s:I, s:s, s:s}", keys[0], int_at(r->res, i, 0),
+                                              keys[1], PQgetvalue(r->res, i, 1),
+                                              keys[2], PQgetvalue(r->res, i, 2)));
+    request_reply(req, 200, json_pack("{s:o}", list, rows));
+}
+
+static void on_authors(struct request *req, const struct db_result *r)
+{
+    static const char *const keys[3] = {"Authors.AuthorID", "Authors.FirstName",
+                                        "Authors.LastName"};
+
+    reply_people(req, r, "authors", keys);
+}
+
+void library_authors(struct request *req)
+{
+    struct page p;
+
+    if (page_of(req, &p))
+        request_query_db(req, SQL_AUTHORS_LIST, 2, (const char *[]){p.limit, p.offset},
+                         on_authors);
+}
+
+/* ---- patrons ------------------------------------------------------------- */
+
+static void on_patrons(struct request *req, const struct db_result *r)
+{
+    static const char *const keys[3] = {"Patrons.PatronID", "Patrons.FirstName",
+                                        "Patrons.LastName"};
+
+    reply_people(req, r, "patrons", keys);
+}
+
+void library_patrons(struct request *req)
+{
+    struct page p;
+
+    if (page_of(req, &p))
+        request_query_db(req, SQL_PATRONS_LIST, 2, (const char *[]){p.limit, p.offset},
+                         on_patrons);
+}
+
+/* The demo sends the bare names, the original's docstring the prefixed ones. */
+static const struct field patron_fields[2][3] = {
+    {{"FirstName", F_STRING, true, NAME_MAX_CHARS},
+     {"LastName", F_STRING, true, NAME_MAX_CHARS},
+     {NULL, 0, false, 0}},
+    {{"Patrons.FirstName", F_STRING, true, NAME_MAX_CHARS},
+     {"Patrons.LastName", F_STRING, true, NAME_MAX_CHARS},
+     {NULL, 0, false, 0}},
+};
+
+static void on_patron_added(struct request *req, const struct db_result *r)
+{
+    if (r->err) {
+        request_db_error(req, r);
+        return;
+    }
+    request_reply(req, 200, json_pack("{s:I}", "Patrons.PatronID", int_at(r->res, 0, 0)));
+}
+
+void library_patron_add(struct request *req)
+{
+    const struct field *f;
+    json_t *body = request_json(req, &(const char *){NULL});
+    char err[160];
+
+    /* Either form, whole; the first one's messages otherwise. */
+    f = json_object_get(body, patron_fields[1][0].name) ? patron_fields[1] : patron_fields[0];
+    if ((body = body_of(req, f)) == NULL)
+        return;
+    if (*text_of(body, f[0].name) == '\0' || *text_of(body, f[1].name) == '\0') {
+        snprintf(err, sizeof(err), "Fields '%s' and '%s' must not be empty.", f[0].name,
+                 f[1].name);
+        request_error(req, 400, "%s", err);
+        return;
+    }
+    request_query_db(req, SQL_PATRON_ADD, 3,
+                     (const char *[]){text_of(body, f[0].name), text_of(body, f[1].name),
+                                      cause(req)},
+                     on_patron_added);
+}
+
+static void on_patron_deleted(struct request *req, const struct db_result *r)
+{
+    if (r->err == DB_ERR_NOT_FOUND) /* the foreign key of an open loan */
+        request_error(req, 409, "Patron %s has books out; they must be returned first.",
+                      request_param(req, "id"));
+    else if (r->err)
+        request_db_error(req, r);
+    else if (PQntuples(r->res) == 0)
+        request_error(req, 404, "Patron %s not found.", request_param(req, "id"));
+    else
+        request_reply(req, 200, NULL);
+}
+
+void library_patron_delete(struct request *req)
+{
+    const char *id = id_param(req, "id");
+
+    if (id)
+        request_query_db(req, SQL_PATRON_DELETE, 2, (const char *[]){id, cause(req)},
+                         on_patron_deleted);
+}
+
+/* ---- lending ------------------------------------------------------------- */
+
+static void on_loans(struct request *req, const struct db_result *r)
+{
+    json_t *books;
+    const PGresult *res = r->res;
+
+    if (r->err) {
+        request_db_error(req, r);
+        return;
+    }
+    books = json_array();
+    for (int i = 0, n = PQntuples(res); i < n; i++)
+        json_array_append_new(
+            books, json_pack("{s:I, s:I, s:s, s:I, s:s, s:s, s:I, s:s, s:s, s:s, s:n}",
+                             "Lending.LendingID", int_at(res, i, 0),
+                             "Books.BookID", int_at(res, i, 1),
+                             "Books.Title", PQgetvalue(res, i, 2),
+                             "Authors.AuthorID", int_at(res, i, 3),
+                             "Authors.FirstName", PQgetvalue(res, i, 4),
+                             "Authors.LastName", PQgetvalue(res, i, 5),
+                             "Patrons.PatronID", int_at(res, i, 6),
+                             "Patrons.FirstName", PQgetvalue(res, i, 7),
+                             "Patrons.LastName", PQgetvalue(res, i, 8),
+                             "Lending.Lent", PQgetvalue(res, i, 9),
+                             "Lending.Returned"));
+    request_reply(req, 200, json_pack("{s:o}", "books", books));
+}
+
+void library_loans(struct request *req)
+{
+    struct page p;
+
+    if (page_of(req, &p))
+        request_query_db(req, SQL_LOANS_OPEN, 2, (const char *[]){p.limit, p.offset}, on_loans);
+}
+
+static void on_lent(struct request *req, const struct db_result *r)
+{
+    if (r->err == DB_ERR_CONFLICT)
+        request_error(req, 409, "Book %s is already lent.", request_param(req, "book_id"));
+    else if (r->err == DB_ERR_NOT_FOUND)
+        request_error(req, 404, "Book %s or patron %s not found.",
+                      request_param(req, "book_id"), request_param(req, "patron_id"));
+    else if (r->err)
+        request_db_error(req, r);
+    else
+        request_reply(req, 200, NULL);
+}
+
+static void on_returned(struct request *req, const struct db_result *r)
+{
+    if (r->err)
+        request_db_error(req, r);
+    else if (PQntuples(r->res) == 0)
+        request_error(req, 404, "Book %s is not lent to patron %s.",
+                      request_param(req, "book_id"), request_param(req, "patron_id"));
+    else
+        request_reply(req, 200, NULL);
+}
+
+static void loan(struct request *req, int stmt, request_db_cb cb)
+{
+    const char *book = id_param(req, "book_id");
+    const char *patron = book ? id_param(req, "patron_id") : NULL;
+
+    if (patron)
+        request_query_db(req, stmt, 3, (const char *[]){book, patron, cause(req)}, cb);
+}
+
+void library_lend(struct request *req)
+{
+    loan(req, SQL_LEND, on_lent);
+}
+
+void library_return(struct request *req)
+{
+    loan(req, SQL_RETURN, on_returned);
+}

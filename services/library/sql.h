@@ -1,0 +1,89 @@
+/* sql.h - every statement the library sends to PostgreSQL, prepared on each
+ * connection. Rows come out in the original's shape: "Table.Column" keys in
+ * its order, dates as YYYY-MM-DD. A statement that changes state writes its
+ * event in the same statement (OUTBOX_EMIT), so in the same transaction. */
+#ifndef LIBRARY_SQL_H
+#define LIBRARY_SQL_H
+
+#include "outbox.h"
+
+/* Lists take $1 = limit (NULL: all) and $2 = offset. */
+#define PAGE " LIMIT $1 OFFSET $2"
+
+#define BOOK_COLUMNS "b.bookid, b.title, a.authorid, a.firstname, a.lastname"
+#define BOOKS_FROM " FROM books b JOIN authors a ON a.authorid = b.authorid"
+
+#define BOOK_JSON                                                                     \
+    "json_build_object('Books.BookID', b.bookid, 'Books.Title', b.title, "            \
+    "'Authors.AuthorID', a.authorid, 'Authors.FirstName', a.firstname, "              \
+    "'Authors.LastName', a.lastname)"
+#define PATRON_JSON                                                                   \
+    "json_build_object('Patrons.PatronID', p.patronid, 'Patrons.FirstName', p.firstname, " \
+    "'Patrons.LastName', p.lastname)"
+#define LOAN_JSON                                                                     \
+    "json_build_object('Lending.LendingID', l.lendingid, 'Books.BookID', l.bookid, "   \
+    "'Patrons.PatronID', l.patronid, 'Lending.Lent', to_char(l.lent, 'YYYY-MM-DD'), "  \
+    "'Lending.Returned', to_char(l.returned, 'YYYY-MM-DD'))"
+
+#define LIBRARY_SQL(X)                                                                \
+    X(BOOKS_LIST, "SELECT " BOOK_COLUMNS BOOKS_FROM " ORDER BY b.bookid" PAGE)        \
+    X(BOOKS_BY_AUTHOR,                                                                \
+      "SELECT " BOOK_COLUMNS BOOKS_FROM " WHERE a.authorid = $3 ORDER BY b.bookid" PAGE) \
+    /* The author is reused when one has the same names (DO UPDATE returns the \
+     * row even when a concurrent request just inserted it). */                       \
+    X(BOOK_ADD,                                                                       \
+      "WITH a AS (INSERT INTO authors (firstname, lastname) VALUES ($2, $3) "         \
+      "ON CONFLICT (firstname, lastname) DO UPDATE SET firstname = EXCLUDED.firstname " \
+      "RETURNING *), "                                                                \
+      "b AS (INSERT INTO books (title, authorid) SELECT $1, authorid FROM a RETURNING *), " \
+      "e AS (" OUTBOX_EMIT("library", "events.library.book.added", "$4", BOOK_JSON,    \
+                           "b JOIN a USING (authorid)") ") "                          \
+      "SELECT authorid, bookid FROM b")                                               \
+    X(AUTHORS_LIST,                                                                   \
+      "SELECT authorid, firstname, lastname FROM authors ORDER BY authorid" PAGE)     \
+    X(PATRONS_LIST,                                                                   \
+      "SELECT patronid, firstname, lastname FROM patrons ORDER BY patronid" PAGE)     \
+    X(PATRON_ADD,                                                                     \
+      "WITH p AS (INSERT INTO patrons (firstname, lastname) VALUES ($1, $2) RETURNING *), " \
+      "e AS (" OUTBOX_EMIT("library", "events.library.patron.added", "$3", PATRON_JSON, \
+                           "p") ") "                                                  \
+      "SELECT patronid FROM p")                                                       \
+    /* Returned loans keep their history without the patron; an open loan     \
+     * still references it, so the foreign key refuses the delete (23503). */ \
+    X(PATRON_DELETE,                                                                  \
+      "WITH h AS (UPDATE lending SET patronid = NULL "                                \
+      "WHERE patronid = $1 AND returned IS NOT NULL), "                               \
+      "p AS (DELETE FROM patrons WHERE patronid = $1 RETURNING *), "                  \
+      "e AS (" OUTBOX_EMIT("library", "events.library.patron.deleted", "$2",          \
+                           PATRON_JSON, "p") ") "                                     \
+      "SELECT patronid FROM p")                                                       \
+    X(LOANS_OPEN,                                                                     \
+      "SELECT l.lendingid, b.bookid, b.title, a.authorid, a.firstname, a.lastname, "  \
+      "p.patronid, p.firstname, p.lastname, to_char(l.lent, 'YYYY-MM-DD') "           \
+      "FROM lending l JOIN books b ON b.bookid = l.bookid "                           \
+      "JOIN authors a ON a.authorid = b.authorid "                                    \
+      "JOIN patrons p ON p.patronid = l.patronid "                                    \
+      "WHERE l.returned IS NULL ORDER BY l.lendingid" PAGE)                           \
+    /* One open loan per book: the unique index refuses a second (23505). */ \
+    X(LEND,                                                                           \
+      "WITH l AS (INSERT INTO lending (bookid, patronid) VALUES ($1, $2) RETURNING *), " \
+      "e AS (" OUTBOX_EMIT("library", "events.library.book.lent", "$3", LOAN_JSON,     \
+                           "l") ") "                                                  \
+      "SELECT lendingid FROM l")                                                      \
+    X(RETURN,                                                                         \
+      "WITH l AS (UPDATE lending SET returned = current_date "                        \
+      "WHERE bookid = $1 AND patronid = $2 AND returned IS NULL RETURNING *), "       \
+      "e AS (" OUTBOX_EMIT("library", "events.library.book.returned", "$3", LOAN_JSON, \
+                           "l") ") "                                                  \
+      "SELECT lendingid FROM l")
+
+enum library_sql {
+#define X(name, text) SQL_##name,
+    LIBRARY_SQL(X)
+#undef X
+    SQL_COUNT
+};
+
+extern const char *const library_sql[SQL_COUNT];
+
+#endif
