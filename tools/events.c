@@ -9,7 +9,7 @@
  *     --new              only events published from now on (default: all kept)
  *     --count N          exit after N events
  *     --idle-ms T        exit when no event came for T ms (default: never)
- *     --meta             print {"stream_seq","deliveries","subject","event"}
+ *     --meta             print {"stream_seq","deliveries","received_us","subject","event"}
  *     --ack-wait-ms W    redeliver what is not acked within W ms (default 30000)
  *     --skip-acks N      leave the first N deliveries unacked (they come back
  *                        after the ack wait: a slow or crashing subscriber)
@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <nats/nats.h>
 
 struct opts {
@@ -80,15 +81,19 @@ static int parse(int argc, char **argv, struct opts *o)
 static int print_event(const struct opts *o, natsMsg *msg)
 {
     jsMsgMetaData *meta = NULL;
+    struct timespec now;
     int rc;
 
     if (!o->meta)
         return printf("%.*s\n", natsMsg_GetDataLength(msg), natsMsg_GetData(msg)) < 0 ? -1 : 0;
     if (natsMsg_GetMetaData(&meta, msg) != NATS_OK)
         return -1;
-    rc = printf("{\"stream_seq\":%llu,\"deliveries\":%llu,\"subject\":\"%s\",\"event\":%.*s}\n",
+    clock_gettime(CLOCK_REALTIME, &now);
+    rc = printf("{\"stream_seq\":%llu,\"deliveries\":%llu,\"received_us\":%lld,"
+                "\"subject\":\"%s\",\"event\":%.*s}\n",
                 (unsigned long long)meta->Sequence.Stream,
-                (unsigned long long)meta->NumDelivered, natsMsg_GetSubject(msg),
+                (unsigned long long)meta->NumDelivered,
+                (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000, natsMsg_GetSubject(msg),
                 natsMsg_GetDataLength(msg), natsMsg_GetData(msg));
     jsMsgMetaData_Destroy(meta);
     return rc < 0 ? -1 : 0;

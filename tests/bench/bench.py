@@ -1,11 +1,18 @@
 #!/usr/bin/env python3
-"""bench.py - the ./dev bench figures: GET /api/items/{random id} through
-gateway -> NATS -> tracker -> PostgreSQL, beside pgbench -S -M prepared on
-the same PostgreSQL in the same run. Prints figures; asserts nothing."""
+"""bench.py - the ./dev bench figures. Each route runs through the whole path
+(wrk -> gateway -> NATS -> service -> PostgreSQL) beside pgbench -S -M prepared
+on the same PostgreSQL in the same run, and is printed as a ratio to the mean
+pgbench TPS. Prints figures; asserts nothing.
+
+  ./dev bench [name ...]     names: items_get, books_list, lend_return, outbox
+Environment: BENCH_SECONDS (10), BENCH_CONNECTIONS (32)."""
+import calendar
+import json
 import os
 import re
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -13,6 +20,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 import harness  # noqa: E402
 
 ITEMS = 10000
+LENDERS = 16
 DURATION = int(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 
@@ -29,18 +37,41 @@ def pgbench(stack):
     return float(re.search(r"tps = ([0-9.]+)", out).group(1))
 
 
-def wrk(stack, script, connections, extra=()):
-    out = sh(["wrk", "-t", "2", "-c", str(connections), "-d", "%ds" % DURATION, "--latency",
-              "-s", os.path.join(HERE, script)] + list(extra) +
-             ["http://127.0.0.1:%d" % stack.http_port]).stdout
-    rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
+def cpu_s(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s():
+    """CPU seconds the whole machine spent busy (every process, all cores)."""
+    with open("/proc/stat") as f:
+        t = [int(x) for x in f.readline().split()[1:]]
+    return (sum(t[:8]) - t[3] - t[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(stack, script, connections, threads=2, seconds=DURATION):
+    procs = {n: stack.pid(n) for n in ["gateway"] + stack.services + ["nats"]}
+    before = {n: cpu_s(p) for n, p in procs.items()}
+    before["machine"] = machine_busy_s()
+    t0 = time.monotonic()
+    out = sh(["wrk", "-t", str(threads), "-c", str(connections), "-d", "%ds" % seconds,
+              "--latency", "-s", os.path.join(HERE, script),
+              "http://127.0.0.1:%d" % stack.http_port]).stdout
     lat = {}
     for pct in ("50", "99"):
         m = re.search(r"\s%s%%\s+([0-9.]+)(us|ms|s)" % pct, out)
-        scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
-        lat[pct] = float(m.group(1)) * scale
+        lat[pct] = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return rps, lat, int(errors.group(1)) if errors else 0
+    wall = time.monotonic() - t0
+    after = {n: cpu_s(p) for n, p in procs.items()}
+    after["machine"] = machine_busy_s()
+    cpu = {n: (after[n] - before[n]) / wall for n in before}
+    # PostgreSQL's backends and wrk are most of the rest.
+    cpu["postgres+wrk+other"] = cpu.pop("machine") - sum(cpu.values())
+    return {"rps": float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1)),
+            "p50": lat["50"], "p99": lat["99"], "non2xx": int(errors.group(1)) if errors else 0,
+            "cpu": cpu}
 
 
 def rss_kib(pid):
@@ -48,43 +79,129 @@ def rss_kib(pid):
         return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
 
 
+def line(label, r, tps, target, per=1):
+    rate = r["rps"] / per
+    return ("%-40s %7.0f /s  p50 %6.3f ms  p99 %7.3f ms  non-2xx %-4d ratio %.2f (target >= %.1f)"
+            "\n    cores used: %s" % (label, rate, r["p50"], r["p99"], r["non2xx"], rate / tps,
+                                   target, ", ".join("%s %.2f" % kv for kv in r["cpu"].items())))
+
+
+# ---- scenarios: each returns its printed lines -----------------------------------
+
+def items_get(stack, tps):
+    peak = wrk(stack, "items_get.lua", CONNECTIONS)
+    # Half the peak: paced connections (2 ms pause each), their number
+    # calibrated by a short run, since wrk has no rate option.
+    conns = 8
+    for _ in range(3):
+        probe = wrk(stack, "items_get_paced.lua", conns, seconds=3)
+        conns = max(2, int(round(conns * (peak["rps"] / 2) / max(probe["rps"], 1))))
+    half = wrk(stack, "items_get_paced.lua", conns)
+    return [line("GET /api/items/{id} (c%d)" % CONNECTIONS, peak, tps, 0.6),
+            "  at half the peak (%d paced connections): %.0f /s, p50 %.3f ms, p99 %.3f ms "
+            "(target p99 <= 2 ms)" % (conns, half["rps"], half["p50"], half["p99"])]
+
+
+def books_list(stack, tps):
+    r = wrk(stack, "books_list.lua", CONNECTIONS)
+    return [line("GET /api/books?limit=20 (c%d)" % CONNECTIONS, r, tps, 0.5)]
+
+
+def lend_return(stack, tps):
+    r = wrk(stack, "lend_return.lua", LENDERS, threads=LENDERS)
+    return [line("lend + return cycles (%d lenders)" % LENDERS, r, tps, 0.3, per=2)]
+
+
+def event_lag(stack):
+    """Events per second and commit-to-subscriber lag under the write load."""
+    received = []
+    sub = subprocess.Popen([os.path.join(harness.BIN_DIR, "events"), "--url",
+                            "nats://127.0.0.1:%d" % stack.nats_port, "--meta", "--new",
+                            "--idle-ms", "3000", "events.tracker.item.added"],
+                           stdout=subprocess.PIPE, text=True)
+    reader = threading.Thread(target=lambda: received.extend(sub.stdout))
+    reader.start()
+    time.sleep(0.5)  # the subscription is up (--new: only what comes after)
+    load = wrk(stack, "items_create.lua", CONNECTIONS)
+    sub.wait(DURATION + 30)
+    reader.join(10)
+    lags = []
+    for raw in received:
+        e = json.loads(raw)
+        t = e["event"]["time"]  # 2026-11-23T09:12:40.754361+00:00, UTC
+        whole = calendar.timegm(time.strptime(t[:19], "%Y-%m-%dT%H:%M:%S"))
+        frac = re.match(r"\.(\d+)", t[19:])
+        lags.append(e["received_us"] / 1e6 - whole - (float("0." + frac.group(1)) if frac else 0))
+    lags.sort()
+    if not lags:
+        return ["  no events received"]
+    return ["  with a subscriber: %d events for %.0f writes answered, %.0f events/s; "
+            "commit-to-subscriber lag p50 %.2f ms, p99 %.2f ms"
+            % (len(lags), load["rps"] * DURATION, len(lags) / DURATION,
+               lags[len(lags) // 2] * 1e3, lags[int(len(lags) * 0.99)] * 1e3)]
+
+
+def restart_tracker(stack, **env):
+    stack.stop("tracker")
+    for k, v in env.items():
+        if v is None:
+            stack.env_extra.pop(k, None)
+        else:
+            stack.env_extra[k] = v
+    stack.start("tracker")
+    stack.wait_ready()
+
+
+def outbox(stack, tps):
+    """A write route with events on and off, then the lag to a subscriber."""
+    on = wrk(stack, "items_create.lua", CONNECTIONS)
+    restart_tracker(stack, EVENTS_ENABLED="0")
+    off = wrk(stack, "items_create.lua", CONNECTIONS)
+    restart_tracker(stack, EVENTS_ENABLED=None)
+    return [line("POST /api/items, events on (c%d)" % CONNECTIONS, on, tps, 0),
+            line("POST /api/items, events off (c%d)" % CONNECTIONS, off, tps, 0),
+            "  the outbox adds %.1f%% to the write's cost (target <= 20%%)"
+            % ((off["rps"] / on["rps"] - 1) * 100)] + event_lag(stack)
+
+
+SCENARIOS = {"items_get": items_get, "books_list": books_list, "lend_return": lend_return,
+             "outbox": outbox}
+
+
+def load(stack):
+    stack.psql("INSERT INTO work_items (description, guide, status, username) "
+               "SELECT 'item ' || i, 'python', 'open', 'user-' || (i %% 50) "
+               "FROM generate_series(1, %d) i" % ITEMS)
+    env = dict(os.environ, PGHOST="127.0.0.1", PGPORT=str(stack.pg_port), PGUSER="postgres",
+               PGDATABASE="app")
+    print(sh([os.path.join(harness.ROOT, "scripts", "seed-library.py")], env=env).stdout.strip())
+    stack.psql("INSERT INTO patrons (firstname, lastname) VALUES ('Bench', 'Patron')")
+    stack.psql("CREATE DATABASE bench", db="postgres")
+    sh([harness.PGBIN + "/pgbench", "-i", "-q", "-s", "10", "-h", "127.0.0.1", "-p",
+        str(stack.pg_port), "-U", "postgres", "bench"])
+
+
 def main():
+    names = sys.argv[1:] or list(SCENARIOS)
     stack = harness.Stack(env={"LOG_LEVEL": "info"})
     try:
         stack.up()
-        stack.psql("INSERT INTO work_items (description, guide, status, username) "
-                   "SELECT 'item ' || i, 'python', 'open', 'user-' || (i %% 50) "
-                   "FROM generate_series(1, %d) i" % ITEMS)
-        stack.psql("CREATE DATABASE bench", db="postgres")
-        sh([harness.PGBIN + "/pgbench", "-i", "-q", "-s", "10", "-h", "127.0.0.1", "-p",
-            str(stack.pg_port), "-U", "postgres", "bench"])
-        time.sleep(1)  # let the load settle after the inserts before any measurement
-        idle = {n: rss_kib(stack.pid(n)) for n in ("gateway", "tracker", "nats")}
-
-        tps1 = pgbench(stack)
-        rps, lat, errors = wrk(stack, "items_get.lua", CONNECTIONS)
-        tps2 = pgbench(stack)
-        mean_tps = (tps1 + tps2) / 2
-
-        # Half the peak rate: each connection waits before its next request.
-        target = rps / 2
-        delay_ms = 2
-        conns = max(2, int(round(target * delay_ms / 1000.0)))
-        half_rps, half_lat, half_err = wrk(stack, "items_get_paced.lua", conns)
-
+        load(stack)
+        stack.wait_outbox_empty("library", timeout=30)
+        idle = {n: rss_kib(stack.pid(n)) for n in ["gateway"] + stack.services + ["nats"]}
+        tps = [pgbench(stack)]
+        lines = []
+        for name in names:
+            lines += SCENARIOS[name](stack, tps[0])
+        tps.append(pgbench(stack))
+        mean = sum(tps) / len(tps)
         print()
-        print("pgbench -S -M prepared -c 16 -j 2: %.0f TPS before, %.0f after, mean %.0f"
-              % (tps1, tps2, mean_tps))
-        print("GET /api/items/{random id} (wrk -t2 -c%d -d%ds): %.0f req/s, p50 %.3f ms, "
-              "p99 %.3f ms, non-2xx %d" % (CONNECTIONS, DURATION, rps, lat["50"], lat["99"],
-                                          errors))
-        print("ratio to pgbench: %.2f (target >= 0.6)" % (rps / mean_tps))
-        print("at about half the peak (%d paced connections, %d ms pause): %.0f req/s, "
-              "p50 %.3f ms, p99 %.3f ms (target p99 <= 2 ms), non-2xx %d"
-              % (conns, delay_ms, half_rps, half_lat["50"], half_lat["99"], half_err))
-        print("idle RSS: " + ", ".join("%s %.1f MiB" % (n, k / 1024.0)
-                                       for n, k in idle.items()) + " (target <= 10 MiB each "
-              "for gateway and services)")
+        print("pgbench -S -M prepared -c16 -j2: %.0f TPS before, %.0f after; ratios use the "
+              "first, the mean is %.0f" % (tps[0], tps[1], mean))
+        for text in lines:
+            print(text)
+        print("idle RSS: " + ", ".join("%s %.1f MiB" % (n, k / 1024.0) for n, k in idle.items())
+              + " (target <= 10 MiB for the gateway and each service)")
     finally:
         stack.down()
         stack.cleanup()

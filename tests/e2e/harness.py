@@ -80,6 +80,11 @@ class Stack:
                        "-l", log, "-w", "-t", "30", "start"], check=True,
                        stdout=subprocess.DEVNULL, timeout=60)
 
+    @property
+    def pg_pid(self):
+        with open(os.path.join(self.pgdata, "postmaster.pid")) as f:
+            return int(f.readline())
+
     def pg_stop(self):
         subprocess.run(as_pg_user() + [PGBIN + "/pg_ctl", "-D", self.pgdata, "-m", "fast",
                        "-w", "-t", "30", "stop"], check=False,
