@@ -1,6 +1,17 @@
 /* bus.c - one NATS connection on a libuv loop, through nats.c's libuv adapter.
- * nats.c threads only push onto a bounded ring and wake the loop; everything
- * else, request matching and timeouts included, happens on the loop. */
+ *
+ * Requests: the adapter makes nats.c read the socket on the loop thread, and
+ * bus_subscribe subscriptions are synchronous ones, so a message read is
+ * queued in its subscription without waking any thread; a uv_check handle,
+ * which runs right after the loop's I/O callbacks, takes the queued messages
+ * and dispatches them on the loop: no thread hand-off per message.
+ * Replies: the inbox is an asynchronous subscription, because a synchronous
+ * one turns a no-responders status into an error without its subject, and
+ * the subject says which request it ends. nats.c delivers replies on its own
+ * thread, which only pushes them onto a bounded ring and wakes the loop
+ * (uv_async_send), as it does for state changes. Request matching and
+ * timeouts happen on the loop. */
+
 #include "bus.h"
 
 #include <inttypes.h>
@@ -11,7 +22,12 @@
 
 #include "log.h"
 
-#define RING_CAP 4096           /* messages handed over and not yet taken by the loop */
+#define RING_CAP 4096 /* replies handed over and not yet taken by the loop */
+
+struct handoff {
+    natsMsg *msg;
+};
+
 #define PROBE_MIN_MS 100        /* first-connect probe backoff */
 #define PROBE_MAX_MS 2000
 #define NO_SLOT UINT32_MAX
@@ -22,6 +38,7 @@ struct bus_sub {
     bus_msg_cb cb;          /* NULL for the reply inbox */
     void *arg;
     char *subject, *queue;
+    bool drained;
 };
 
 /* An outstanding bus_request; slots are reused, 'gen' tells reuses apart. */
@@ -35,17 +52,14 @@ struct slot {
     struct slot *prev, *next;    /* outstanding requests, oldest first */
 };
 
-struct handoff {
-    natsMsg *msg;
-    struct bus_sub *sub;
-};
-
 struct bus {
     uv_loop_t *loop;
     struct bus_config cfg;
     natsOptions *opts;
     natsConnection *nc;
     uv_async_t wakeup;
+    uv_check_t take;       /* takes queued messages after each I/O phase */
+    uv_timer_t drain_poll; /* while subscriptions drain */
     uv_timer_t timer;      /* the oldest request's deadline, or the connect probe */
     uv_tcp_t probe;
     uv_connect_t probe_req;
@@ -53,7 +67,7 @@ struct bus {
     char probe_host[256], probe_port[8];
     long probe_backoff;
     bool probing, connect_done, freeing;
-    int handles_open;  /* wakeup and timer, until their close callbacks */
+    int handles_open;  /* until their close callbacks */
 
     /* Shared with nats.c threads, under 'lock'. */
     uv_mutex_t lock;
@@ -61,15 +75,14 @@ struct bus {
     struct handoff ring[RING_CAP];
     uint32_t head, count;
     bool wake_pending, shared_connected, shared_closed, refuse;
-    int subs_finished;
 
     /* Loop-only state. */
     struct handoff batch[RING_CAP];
-    bool connected, closed;
+    bool connected, closed, draining;
     char inbox[64], inbox_wildcard[72];
     struct bus_sub inbox_sub;
     struct bus_sub **subs;
-    int nsubs, subs_reported;
+    int nsubs;
     void (*subs_done)(void *);
     void *subs_done_arg;
     void (*close_done)(void *);
@@ -90,13 +103,12 @@ static void wake(struct bus *bus)
     }
 }
 
-/* nats.c delivery thread: hand the message over, waiting while the ring is
- * full (back-pressure rather than loss; nats.c's own pending limits apply
+/* nats.c delivery thread: hand a reply over, waiting while the ring is full
+ * (back-pressure rather than loss; nats.c's own pending limits apply
  * upstream of us). */
-static void on_nats_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+static void on_nats_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
-    struct bus_sub *bs = closure;
-    struct bus *bus = bs->bus;
+    struct bus *bus = closure;
 
     uv_mutex_lock(&bus->lock);
     while (bus->count == RING_CAP && !bus->refuse)
@@ -106,7 +118,7 @@ static void on_nats_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
         natsMsg_Destroy(msg);
         return;
     }
-    bus->ring[(bus->head + bus->count) % RING_CAP] = (struct handoff){msg, bs};
+    bus->ring[(bus->head + bus->count) % RING_CAP] = (struct handoff){msg};
     bus->count++;
     wake(bus);
     uv_mutex_unlock(&bus->lock);
@@ -129,18 +141,6 @@ static void on_nats_state(natsConnection *nc, void *closure)
 static void on_nats_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
 {
     log_warn(NULL, "nats: %s", natsStatus_GetText(err));
-}
-
-static void on_sub_complete(void *closure)
-{
-    struct bus_sub *bs = closure;
-    struct bus *bus = bs->bus;
-
-    uv_mutex_lock(&bus->lock);
-    bus->subs_finished++;
-    if (!bus->refuse)
-        wake(bus);
-    uv_mutex_unlock(&bus->lock);
 }
 
 static uint64_t handle_of(const struct bus *bus, const struct slot *s)
@@ -220,12 +220,47 @@ static void fail_all_pending(struct bus *bus)
     }
 }
 
+/* Dispatches what 'bs' has queued; returns how many. */
+static int take(struct bus *bus, struct bus_sub *bs)
+{
+    int n = 0, msgs = 0, bytes;
+    natsMsg *msg;
+
+    while (bs->sub && natsSubscription_GetPending(bs->sub, &msgs, &bytes) == NATS_OK &&
+           msgs > 0 && natsSubscription_NextMsg(&msg, bs->sub, 0) == NATS_OK) {
+        n++;
+        if (bs->cb == NULL) {
+            on_reply(bus, msg);
+        } else {
+            bus->stats.received++;
+            bs->cb(bs->arg, msg);
+        }
+    }
+    return n;
+}
+
+static void take_all(struct bus *bus)
+{
+    int n = 0;
+
+    if (bus->nc == NULL || bus->freeing)
+        return;
+    for (int i = 0; i < bus->nsubs; i++)
+        n += take(bus, bus->subs[i]);
+    if (n > 0)
+        arm_timer(bus);
+}
+
+static void on_take(uv_check_t *check)
+{
+    take_all(check->data);
+}
+
 static void on_wakeup(uv_async_t *async)
 {
     struct bus *bus = async->data;
     uint32_t n;
     bool connected, closed;
-    int finished;
 
     uv_mutex_lock(&bus->lock);
     n = bus->count;
@@ -236,23 +271,14 @@ static void on_wakeup(uv_async_t *async)
     bus->wake_pending = false;
     connected = bus->shared_connected;
     closed = bus->shared_closed;
-    finished = bus->subs_finished;
     uv_cond_broadcast(&bus->not_full);
     uv_mutex_unlock(&bus->lock);
 
-    /* Messages first: those that arrived before a drain completed belong to it. */
-    for (uint32_t i = 0; i < n; i++) {
-        struct handoff *h = &bus->batch[i];
-
-        if (h->sub->cb == NULL) {
-            on_reply(bus, h->msg);
-        } else {
-            bus->stats.received++;
-            h->sub->cb(h->sub->arg, h->msg);
-        }
-    }
+    for (uint32_t i = 0; i < n; i++)
+        on_reply(bus, bus->batch[i].msg);
     if (n > 0)
         arm_timer(bus);
+    take_all(bus); /* messages read before the state changed come first */
 
     if (connected != bus->connected) {
         bus->connected = connected;
@@ -261,10 +287,6 @@ static void on_wakeup(uv_async_t *async)
             fail_all_pending(bus);
         if (bus->cfg.on_state)
             bus->cfg.on_state(bus->cfg.arg, connected);
-    }
-    if (bus->subs_done && finished >= bus->nsubs && bus->subs_reported == 0) {
-        bus->subs_reported = 1;
-        bus->subs_done(bus->subs_done_arg);
     }
     if (closed && !bus->closed) {
         bus->closed = true;
@@ -531,6 +553,11 @@ struct bus *bus_new(uv_loop_t *loop, const struct bus_config *cfg)
     uv_cond_init(&bus->not_full);
     uv_async_init(loop, &bus->wakeup, on_wakeup);
     bus->wakeup.data = bus;
+    uv_check_init(loop, &bus->take);
+    bus->take.data = bus;
+    uv_check_start(&bus->take, on_take);
+    uv_timer_init(loop, &bus->drain_poll);
+    bus->drain_poll.data = bus;
     uv_timer_init(loop, &bus->timer);
     bus->timer.data = bus;
     parse_first_server(bus);
@@ -550,11 +577,12 @@ static int subscribe(struct bus *bus, struct bus_sub *bs)
     const char *subject = bs->subject;
     natsStatus s;
 
-    if (bs->queue)
-        s = natsConnection_QueueSubscribe(&bs->sub, bus->nc, subject, bs->queue, on_nats_msg,
-                                          bs);
+    if (bs->cb == NULL) /* the reply inbox */
+        s = natsConnection_Subscribe(&bs->sub, bus->nc, subject, on_nats_reply, bus);
+    else if (bs->queue)
+        s = natsConnection_QueueSubscribeSync(&bs->sub, bus->nc, subject, bs->queue);
     else
-        s = natsConnection_Subscribe(&bs->sub, bus->nc, subject, on_nats_msg, bs);
+        s = natsConnection_SubscribeSync(&bs->sub, bus->nc, subject);
     if (s == NATS_OK)
         s = natsSubscription_SetPendingLimits(bs->sub, 65536, 64 * 1024 * 1024);
     if (s != NATS_OK) {
@@ -689,6 +717,42 @@ void bus_cancel(struct bus *bus, uint64_t handle)
         slot_release(bus, s);
 }
 
+/* While draining: take what is queued, and let nats.c see each empty
+ * subscription (NextMsg on an empty draining subscription completes its
+ * drain, once the server has confirmed the unsubscribe). */
+static void on_drain_poll(uv_timer_t *t)
+{
+    struct bus *bus = t->data;
+    int finished = 0;
+
+    take_all(bus);
+    for (int i = 0; i < bus->nsubs; i++) {
+        struct bus_sub *bs = bus->subs[i];
+        natsMsg *msg;
+
+        if (bs->drained) {
+            finished++;
+            continue;
+        }
+        if (natsSubscription_NextMsg(&msg, bs->sub, 0) == NATS_OK) {
+            bus->stats.received++; /* arrived between take_all and here */
+            bs->cb(bs->arg, msg);
+        }
+        if (natsSubscription_DrainCompletionStatus(bs->sub) != NATS_ILLEGAL_STATE) {
+            /* Complete, but a synchronous subscription stays registered
+             * until unsubscribed, and the connection's drain waits for it. */
+            natsSubscription_Unsubscribe(bs->sub);
+            bs->drained = true;
+            finished++;
+        }
+    }
+    if (finished < bus->nsubs)
+        return;
+    uv_timer_stop(&bus->drain_poll);
+    bus->draining = false;
+    bus->subs_done(bus->subs_done_arg);
+}
+
 void bus_stop_subscriptions(struct bus *bus, void (*done)(void *arg), void *arg)
 {
     int started = 0;
@@ -696,24 +760,20 @@ void bus_stop_subscriptions(struct bus *bus, void (*done)(void *arg), void *arg)
     bus->subs_done = done;
     bus->subs_done_arg = arg;
     for (int i = 0; i < bus->nsubs; i++) {
-        natsSubscription *sub = bus->subs[i]->sub;
+        struct bus_sub *bs = bus->subs[i];
 
-        if (sub != NULL && natsSubscription_SetOnCompleteCB(sub, on_sub_complete, bus->subs[i]) == NATS_OK &&
-            natsSubscription_Drain(sub) == NATS_OK) {
+        if (bs->sub != NULL && natsSubscription_Drain(bs->sub) == NATS_OK) {
             started++;
         } else {
             /* Never subscribed, or closed: nothing more will arrive. */
-            if (sub != NULL)
-                natsSubscription_Unsubscribe(sub);
-            uv_mutex_lock(&bus->lock);
-            bus->subs_finished++;
-            uv_mutex_unlock(&bus->lock);
+            if (bs->sub != NULL)
+                natsSubscription_Unsubscribe(bs->sub);
+            bs->drained = true;
         }
     }
-    uv_mutex_lock(&bus->lock);
-    wake(bus);
-    uv_mutex_unlock(&bus->lock);
     log_info(NULL, "draining %d subscriptions", started);
+    bus->draining = true;
+    uv_timer_start(&bus->drain_poll, on_drain_poll, 0, 5);
 }
 
 void bus_close(struct bus *bus, void (*done)(void *arg), void *arg)
@@ -760,13 +820,15 @@ void bus_free(struct bus *bus)
     natsSubscription_Destroy(bus->inbox_sub.sub);
     natsConnection_Destroy(bus->nc);
     natsOptions_Destroy(bus->opts);
-    /* Messages handed over but never taken. */
+    /* Replies handed over but never taken. */
     for (uint32_t i = 0; i < bus->count; i++)
         natsMsg_Destroy(bus->ring[(bus->head + i) % RING_CAP].msg);
     free(bus->slots);
-    bus->handles_open = 2;
+    bus->handles_open = 4;
     uv_close((uv_handle_t *)&bus->timer, on_handle_closed);
     uv_close((uv_handle_t *)&bus->wakeup, on_handle_closed);
+    uv_close((uv_handle_t *)&bus->take, on_handle_closed);
+    uv_close((uv_handle_t *)&bus->drain_poll, on_handle_closed);
 }
 
 void bus_get_stats(const struct bus *bus, struct bus_stats *out)
