@@ -11,11 +11,14 @@
 
 #include "bus.h"
 #include "cfg.h"
+#include "discovery.h"
 #include "envelope.h"
 #include "health.h"
 #include "log.h"
 #include "outbox.h"
 #include "urlenc.h"
+
+#define SERVICE_VERSION "1.0.0" /* what $SRV.INFO reports */
 
 /* Everything one request owns; freed when it is answered. */
 struct req_impl {
@@ -25,6 +28,7 @@ struct req_impl {
     json_t *json;
     request_db_cb db_cb;
     int stmt;
+    int endpoint;
     struct alloc *allocs;
     uint64_t started;
 };
@@ -41,6 +45,9 @@ struct service {
     struct db *db;
     struct outbox *outbox;
     struct health *health;
+    struct discovery *discovery;
+    const char **subjects;  /* the endpoints', for discovery */
+    size_t nendpoints;
     const char **sql;      /* the service's statements, then the outbox's */
     bool *emits;           /* statement i writes outbox rows */
     uv_signal_t sigterm, sigint;
@@ -162,6 +169,7 @@ static void reply_raw(struct req_impl *r, int status, const char *body, size_t l
     if (reply && *reply &&
         bus_publish(r->svc->bus, reply, headers, 1, body, (int)len) != 0)
         log_warn(r->pub.id, "reply to %s lost: not connected", r->pub.path);
+    discovery_record(r->svc->discovery, r->endpoint, status, uv_hrtime() - r->started);
     log_debug(r->pub.id, "%s %s -> %d in %.3f ms", r->pub.method, r->pub.path, status,
               (double)(uv_hrtime() - r->started) / 1e6);
     request_free(r);
@@ -260,6 +268,7 @@ static void on_message(void *arg, natsMsg *msg)
         abort();
     r->svc = svc;
     r->msg = msg;
+    r->endpoint = (int)(ep - svc->def->endpoints);
     r->started = uv_hrtime();
     r->pub.method = header_or(msg, ENV_METHOD, "");
     r->pub.path = header_or(msg, ENV_PATH, "");
@@ -372,6 +381,16 @@ static bool is_ready(void *arg)
 
 /* The service's statements followed by the relay's; a statement that
  * inserts into the outbox kicks the relay when it succeeds. */
+static void collect_subjects(struct service *svc, const struct service_def *def)
+{
+    while (def->endpoints[svc->nendpoints].subject)
+        svc->nendpoints++;
+    if ((svc->subjects = calloc(svc->nendpoints + 1, sizeof(*svc->subjects))) == NULL)
+        abort();
+    for (size_t i = 0; i < svc->nendpoints; i++)
+        svc->subjects[i] = def->endpoints[i].subject;
+}
+
 static void collect_sql(struct service *svc, const struct service_def *def)
 {
     int n = def->nsql + OUTBOX_SQL_COUNT;
@@ -406,6 +425,7 @@ int service_run(const struct service_def *def, int argc, char **argv)
         return usage(def, argc, argv);
     svc->def = def;
     collect_sql(svc, def);
+    collect_subjects(svc, def);
     if (cfg_load(cfg_keys, NKEYS, stderr) != 0)
         return 1;
     if (log_init(def->name, svc->log_level) != 0) {
@@ -447,6 +467,9 @@ int service_run(const struct service_def *def, int argc, char **argv)
                           (void *)(uintptr_t)ep) != 0)
             return 1;
     }
+    if ((svc->discovery = discovery_new(svc->bus, def->name, SERVICE_VERSION, svc->subjects,
+                                        (int)(svc->nendpoints))) == NULL)
+        return 1;
 
     uv_signal_init(svc->loop, &svc->sigterm);
     uv_signal_init(svc->loop, &svc->sigint);

@@ -243,6 +243,28 @@ class Stack:
         wait_until(lambda: self.psql("SELECT count(*) FROM outbox WHERE source = '%s'" % source)
                    == "0", timeout, "%s outbox published" % source)
 
+    def nats_gather(self, subject, wait=0.5, payload=b""):
+        """Publishes 'subject' with a reply inbox over NATS's text protocol and
+        returns every reply (parsed JSON) that arrives within 'wait' seconds."""
+        replies = []
+        with socket.create_connection(("127.0.0.1", self.nats_port), 5) as s:
+            f = s.makefile("rb")
+            f.readline()  # INFO
+            s.sendall(b'CONNECT {"verbose":false,"headers":true}\r\nSUB _INBOX.t 1\r\n'
+                      b"PUB %s _INBOX.t %d\r\n%s\r\nPING\r\n"
+                      % (subject.encode(), len(payload), payload))
+            deadline = time.monotonic() + wait
+            s.settimeout(0.05)
+            while time.monotonic() < deadline:
+                try:
+                    line = f.readline()
+                except (socket.timeout, OSError):
+                    continue
+                if line.startswith(b"MSG "):
+                    size = int(line.split()[-1])
+                    replies.append(json.loads(f.read(size + 2)[:size]))
+        return replies
+
     # --- HTTP -------------------------------------------------------------------
     def request(self, method, path, body=None, headers=None, timeout=10):
         conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=timeout)
