@@ -2,7 +2,7 @@
 # inventory, notifier) and the schema migrations; the argument chooses:
 #   docker run IMAGE gateway      docker run IMAGE tracker --config
 #   docker run IMAGE migrate      (PGHOST, PGUSER, PGPASSWORD, ... set)
-# Build: docker build -t REGISTRY/elwing:VERSION .   (deploy/k8s/README.md)
+# Build: docker build -t REGISTRY/elwing:VERSION .   (README.md, "Deployment")
 
 # --- build: the CMake build, then what the image ships -----------------
 FROM debian:bookworm-slim AS build

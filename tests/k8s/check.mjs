@@ -261,7 +261,8 @@ for (const [o, docs] of Object.entries(renders)) {
 
 // --- the README section -------------------------------------------------------------
 {
-    const readme = readText(path.join(K8S, 'README.md'));
+    const all = readText(path.join(ROOT, 'README.md'));
+    const readme = all.includes('## Deployment (Kubernetes)') ? all.slice(all.indexOf('## Deployment (Kubernetes)')) : '';
     const missing = overlays.filter((o) => !readme.includes(`overlays/${o}`));
     const steps = ['docker build', 'docker push', 'make-credentials.sh', 'kubectl apply -k', 'port-forward', 'events'].filter((s) => !readme.includes(s));
     report('README: the deployment section covers every overlay and each step', readme.length > 0 && !missing.length && !steps.length, `missing overlays ${missing}; missing steps ${steps}`);
