@@ -1,10 +1,12 @@
-/* main.c - the tracker service: work items (seed 002). */
+/* main.c - the tracker service: work items (seed 002) and users (seeds 003, 004). */
 #include "items.h"
 #include "sql.h"
+#include "users.h"
 
 const char *const tracker_sql[SQL_COUNT] = {
 #define X(name, text) [SQL_##name] = text,
     TRACKER_SQL(X)
+    USERS_SQL(X)
 #undef X
 };
 
@@ -18,6 +20,11 @@ static const struct endpoint endpoints[] = {
     {"tracker.items.get", items_get},
     {"tracker.items.create", items_create},
     {"tracker.items.action", items_action},
+    {"tracker.users.list", users_list},
+    {"tracker.users.get", users_get},
+    {"tracker.users.put", users_put},
+    {"tracker.users.delete", users_delete},
+    {"tracker.users.books.add", users_book_add},
     {NULL, NULL},
 };
 

@@ -32,9 +32,51 @@
       "SELECT iditem FROM item UNION ALL "                                             \
       "SELECT iditem FROM work_items WHERE iditem = $1 AND archived LIMIT 1")
 
+/* Users (seeds 003 and 004). A user's books as a JSON array, oldest first. */
+#define USER_BOOKS(pk)                                                                 \
+    "coalesce((SELECT json_agg(json_build_object('isbn', b.isbn, 'name', b.name, "     \
+    "'author', b.author) ORDER BY b.id) FROM user_books b WHERE b.user_pk = " pk "), "   \
+    "'[]')"
+#define USER_JSON "json_build_object('id', u.id, 'userId', u.user_id, 'name', u.name)"
+
+#define USERS_SQL(X)                                                                   \
+    X(USERS_LIST, "SELECT u.user_id, u.name, " USER_BOOKS("u.id") " FROM users u ORDER BY u.id") \
+    X(USER_GET,                                                                        \
+      "SELECT u.id, u.user_id, u.name, " USER_BOOKS("u.id") " FROM users u WHERE u.user_id = $1") \
+    /* No userId given: the id as text (a clash with a given one is retried). */       \
+    X(USER_ADD,                                                                        \
+      "WITH u AS (INSERT INTO users (id, user_id, name) SELECT n, n::text, $1 "         \
+      "FROM nextval('users_id_seq') n RETURNING *), "                                  \
+      "e AS (" OUTBOX_EMIT("tracker", "events.tracker.user.created", "$2", USER_JSON, "u") ") " \
+      "SELECT id, user_id, name FROM u")                                               \
+    /* A given userId that exists is replaced (seed 003): same id, new name. */        \
+    X(USER_PUT,                                                                        \
+      "WITH u AS (INSERT INTO users (user_id, name) VALUES ($1, $2) "                  \
+      "ON CONFLICT (user_id) DO UPDATE SET name = EXCLUDED.name "                      \
+      "RETURNING *, xmax = 0 AS created), "                                            \
+      "c AS (" OUTBOX_EMIT("tracker", "events.tracker.user.created", "$3", USER_JSON,   \
+                           "(SELECT * FROM u WHERE created) u") "), "                             \
+      "r AS (" OUTBOX_EMIT("tracker", "events.tracker.user.replaced", "$3", USER_JSON,  \
+                           "(SELECT * FROM u WHERE NOT created) u") ") "                          \
+      "SELECT id, user_id, name FROM u")                                               \
+    X(USER_DELETE,                                                                     \
+      "WITH u AS (DELETE FROM users WHERE user_id = $1 RETURNING *), "                 \
+      "e AS (" OUTBOX_EMIT("tracker", "events.tracker.user.deleted", "$2", USER_JSON, "u") ") " \
+      "SELECT id FROM u")                                                              \
+    X(USER_BOOK_ADD,                                                                   \
+      "WITH u AS (SELECT id, user_id FROM users WHERE user_id = $1), "                 \
+      "b AS (INSERT INTO user_books (user_pk, isbn, name, author) "                    \
+      "SELECT id, $2, $3, $4 FROM u RETURNING *), "                                    \
+      "e AS (" OUTBOX_EMIT("tracker", "events.tracker.user.book_added", "$5",           \
+                           "json_build_object('userId', u.user_id, 'isbn', b.isbn, "   \
+                           "'name', b.name, 'author', b.author)",                      \
+                           "b JOIN u ON u.id = b.user_pk") ") "                        \
+      "SELECT id FROM b")
+
 enum tracker_sql {
 #define X(name, text) SQL_##name,
     TRACKER_SQL(X)
+    USERS_SQL(X)
 #undef X
     SQL_COUNT
 };

@@ -181,6 +181,8 @@ class Stack:
         if "tracker" in self.services:
             wait_until(lambda: self._get_ok("/api/items?archived=true"), timeout,
                        "tracker answering")
+        if "library" in self.services:
+            wait_until(lambda: self._get_ok("/api/books?limit=1"), timeout, "library answering")
 
     def _ready(self):
         try:
