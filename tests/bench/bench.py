@@ -74,9 +74,13 @@ def wrk(stack, script, connections, threads=2, seconds=DURATION):
             "cpu": cpu}
 
 
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+def memory_kib(pid):
+    """RSS, and the process's own share: PSS and private pages (shared
+    library pages count in RSS whole, in PSS divided among their users)."""
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        text = f.read()
+    field = lambda name: int(re.search(r"^%s:\s+(\d+)" % name, text, re.M).group(1))
+    return (field("Rss"), field("Pss"), field("Private_Clean") + field("Private_Dirty"))
 
 
 def line(label, r, tps, target, per=1):
@@ -188,7 +192,7 @@ def main():
         stack.up()
         load(stack)
         stack.wait_outbox_empty("library", timeout=30)
-        idle = {n: rss_kib(stack.pid(n)) for n in ["gateway"] + stack.services + ["nats"]}
+        idle = {n: memory_kib(stack.pid(n)) for n in ["gateway"] + stack.services + ["nats"]}
         tps = [pgbench(stack)]
         lines = []
         for name in names:
@@ -200,8 +204,11 @@ def main():
               "first, the mean is %.0f" % (tps[0], tps[1], mean))
         for text in lines:
             print(text)
-        print("idle RSS: " + ", ".join("%s %.1f MiB" % (n, k / 1024.0) for n, k in idle.items())
-              + " (target <= 10 MiB for the gateway and each service)")
+        print("idle memory, RSS / PSS / private (target RSS <= 10 MiB for the gateway and "
+              "each service):")
+        for n, (rss, pss, private) in idle.items():
+            print("  %-10s %5.1f / %4.1f / %4.1f MiB" % (n, rss / 1024.0, pss / 1024.0,
+                                                       private / 1024.0))
     finally:
         stack.down()
         stack.cleanup()
