@@ -129,16 +129,26 @@ static void respond(h2o_req_t *req, const char *request_id, int route, uint64_t 
     h2o_send_inline(req, body, len);
 }
 
-static void respond_error(h2o_req_t *req, const char *request_id, int route, uint64_t started,
-                          int status, const char *message)
+/* An error in the body style of the route's API; 'style_route' names the
+ * route whose style applies (NULL: the default), 'route' the metrics row. */
+static void respond_error_as(h2o_req_t *req, const char *request_id, int route,
+                             const struct route *style_route, uint64_t started, int status,
+                             const char *message)
 {
-    json_t *j = json_pack("{s:s}", "error", message);
+    json_t *j = errbody(style_route ? style_route->errors : ERRBODY_ERROR, status, message);
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
 
     json_decref(j);
     respond(req, request_id, route, started, status, "application/json",
             text ? text : "{\"error\":\"error\"}", text ? strlen(text) : 17);
     free(text);
+}
+
+static void respond_error(h2o_req_t *req, const char *request_id, int route, uint64_t started,
+                          int status, const char *message)
+{
+    respond_error_as(req, request_id, route, route < gw.routes.n ? &gw.routes.routes[route] : NULL,
+                     started, status, message);
 }
 
 /* The client's X-Request-Id when it is sane, else a fresh one. */
@@ -327,8 +337,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     case ROUTE_NO_METHOD:
         add_header(req, "allow", h2o_strdup(&req->pool, allow, SIZE_MAX).base, strlen(allow));
-        respond_error(req, rid, ROUTE_UNMATCHED, started, 405,
-                      "Method not allowed for this path.");
+        respond_error_as(req, rid, ROUTE_UNMATCHED, r, started, 405,
+                         "Method not allowed for this path.");
         return 0;
     case ROUTE_FOUND:
         break;

@@ -41,6 +41,7 @@ static bool valid_pattern(const char *p)
 
 int routes_parse(struct route_table *t, const char *text, char *err, size_t errsize)
 {
+    enum errbody_style errors = ERRBODY_ERROR;
     int lineno = 0;
 
     t->n = 0;
@@ -61,6 +62,19 @@ int routes_parse(struct route_table *t, const char *text, char *err, size_t errs
         line[strcspn(line, "#")] = '\0';
         if (line[strspn(line, " \t\r")] == '\0')
             continue;
+        if (strncmp(line, "@errors", 7) == 0) {
+            char name[32];
+            int style;
+
+            if (sscanf(line + 7, "%31s %1s", name, extra) != 1 ||
+                (style = errbody_style_of(name)) < 0) {
+                snprintf(err, errsize, "line %d: want @errors error|chalice|error_message",
+                         lineno);
+                return -1;
+            }
+            errors = (enum errbody_style)style;
+            continue;
+        }
         if (sscanf(line, "%7s %127s %127s %1s", r.method, r.pattern, r.subject, extra) != 3) {
             snprintf(err, errsize, "line %d: want METHOD PATTERN SUBJECT", lineno);
             return -1;
@@ -81,6 +95,7 @@ int routes_parse(struct route_table *t, const char *text, char *err, size_t errs
             snprintf(err, errsize, "line %d: more than %d routes", lineno, ROUTES_MAX);
             return -1;
         }
+        r.errors = errors;
         t->routes[t->n++] = r;
     }
     return 0;
@@ -142,6 +157,8 @@ enum route_result routes_match(const struct route_table *t, const char *method,
                 return ROUTE_FOUND;
             }
         } else if (match(r->pattern, path, path_len, scratch, &ns)) {
+            if (!path_known)
+                *route = r;
             path_known = true;
             if (!strstr(allow, r->method) && used + strlen(r->method) + 3 < allow_size)
                 used += (size_t)snprintf(allow + used, allow_size - used, "%s%s",

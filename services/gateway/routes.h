@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+#include "errbody.h"
+
 #define ROUTES_MAX 256
 #define ROUTE_PARAMS_MAX 8
 
@@ -12,6 +14,7 @@ struct route {
     char method[8];
     char pattern[128];
     char subject[128];
+    enum errbody_style errors; /* the body of the gateway's own errors */
 };
 
 struct route_table {
@@ -28,14 +31,16 @@ struct route_param {
 
 enum route_result { ROUTE_FOUND, ROUTE_NO_PATH, ROUTE_NO_METHOD };
 
-/* Parses the text of routes.txt. Returns 0, or -1 with "line N: reason" in
- * 'err'. */
+/* Parses the text of routes.txt: "METHOD PATTERN SUBJECT" lines, and
+ * "@errors STYLE" lines that set the error body of the routes after them
+ * (errbody.h; "error" until the first). Returns 0, or -1 with "line N:
+ * reason" in 'err'. */
 int routes_parse(struct route_table *t, const char *text, char *err, size_t errsize);
 
 /* Finds the first route matching 'method' and 'path' (path without query;
  * one trailing slash is ignored). On ROUTE_FOUND sets *route and the
  * parameters (*nparams); on ROUTE_NO_METHOD writes the methods that would
- * match into 'allow' ("GET, PUT"). */
+ * match into 'allow' ("GET, PUT") and sets *route to the first of them. */
 enum route_result routes_match(const struct route_table *t, const char *method,
                                const char *path, size_t path_len, const struct route **route,
                                struct route_param *params, int *nparams, char *allow,

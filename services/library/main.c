@@ -1,4 +1,5 @@
 /* main.c - the library service: books, authors, patrons and loans (seed 000). */
+#include "errbody.h"
 #include "library.h"
 #include "sql.h"
 
@@ -11,17 +12,7 @@ const char *const library_sql[SQL_COUNT] = {
 /* Chalice's error shape and names, which the original's clients read. */
 static json_t *error_body(int status, const char *message)
 {
-    const char *code;
-
-    switch (status) {
-    case 400: code = "BadRequestError"; break;
-    case 404: code = "NotFoundError"; break;
-    case 409: code = "ConflictError"; break;
-    case 503: code = "ServiceUnavailableError"; break;
-    case 504: code = "GatewayTimeoutError"; break;
-    default: code = status < 500 ? "BadRequestError" : "InternalServerError"; break;
-    }
-    return json_pack("{s:s, s:s}", "Code", code, "Message", message);
+    return errbody(ERRBODY_CHALICE, status, message);
 }
 
 static const struct endpoint endpoints[] = {

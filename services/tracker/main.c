@@ -1,4 +1,5 @@
 /* main.c - the tracker service: work items (seed 002) and users (seeds 003, 004). */
+#include "errbody.h"
 #include "items.h"
 #include "sql.h"
 #include "users.h"
@@ -12,7 +13,7 @@ const char *const tracker_sql[SQL_COUNT] = {
 
 static json_t *error_body(int status, const char *message)
 {
-    return json_pack("{s:s}", "error", message);
+    return errbody(ERRBODY_ERROR, status, message);
 }
 
 static const struct endpoint endpoints[] = {

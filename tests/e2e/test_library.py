@@ -4,7 +4,7 @@ import json
 import threading
 import uuid
 
-from common import check, expect
+from common import check, expect, fresh
 
 J = {"Content-Type": "application/json"}
 
@@ -92,7 +92,8 @@ def test_add_book_bad_input(stack):
         b = err(stack.request("POST", "/api/books", body if isinstance(body, dict) else body,
                               J), 400, "BadRequestError")
         check(why in b["Message"], "%r -> %r" % (body, b))
-    expect(stack.request("POST", "/api/books", "x", {"Content-Type": "text/plain"}), 415)
+    err(stack.request("POST", "/api/books", "x", {"Content-Type": "text/plain"}), 415,
+        "UnsupportedMediaType")
     check(stack.psql("SELECT count(*) FROM books") == before, "nothing written")
 
 
@@ -198,8 +199,10 @@ def test_one_open_loan_under_concurrency(stack):
 
 
 def test_wrong_method_and_unknown_path(stack):
-    r = expect(stack.request("POST", "/api/lending"), 405)
-    check("GET" in (r.header("allow") or ""), r)
+    """The gateway's own errors on library routes speak Chalice too."""
+    resp = stack.request("POST", "/api/lending")
+    err(resp, 405, "MethodNotAllowedError")
+    check("GET" in (resp.header("allow") or ""), resp)
     expect(stack.request("GET", "/api/nothing"), 404)
 
 
@@ -258,3 +261,10 @@ def test_demo_sequence(stack):
                        ("POST", "/api/patrons/", "200"), ("GET", "/api/patrons/", "200"),
                        ("PUT", "/api/lending/N/N", "200"), ("GET", "/api/lending/", "200"),
                        ("DELETE", "/api/lending/N/N", "200")], seq[-7:])
+
+
+@fresh
+def test_library_stopped_gives_chalice_503(stack):
+    check(stack.stop("library") == 0, "library exits 0")
+    err(stack.request("GET", "/api/books"), 503, "ServiceUnavailableError")
+    expect(stack.request("GET", "/api/items"), 200)  # the tracker is unaffected

@@ -60,7 +60,7 @@ function parseRoutes(text) {
     const routes = [];
     text.split('\n').forEach((raw, i) => {
         const line = raw.replace(/#.*/, '').trim();
-        if (!line) return;
+        if (!line || line.startsWith('@errors')) return; // error-body style directives
         const [method, pattern, subject, extra] = line.split(/\s+/);
         if (!subject || extra) throw new Error(`routes.txt line ${i + 1}: want METHOD PATTERN SUBJECT`);
         routes.push({ method, pattern, subject, line: i + 1, params: paramNames(pattern) });

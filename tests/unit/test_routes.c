@@ -39,6 +39,14 @@ int main(void)
     CHECK(routes_parse(&bad, "GET /{a/b} a.b\n", err, sizeof(err)) == -1);
     CHECK(routes_parse(&bad, "GET /a a.*\n", err, sizeof(err)) == -1);
     CHECK(routes_parse(&bad, "GET /a a.b extra\n", err, sizeof(err)) == -1);
+    CHECK(routes_parse(&bad, "@errors xml\nGET /a a.b\n", err, sizeof(err)) == -1 &&
+          strstr(err, "line 1"));
+    CHECK(routes_parse(&bad, "@errors\n", err, sizeof(err)) == -1);
+    CHECK(routes_parse(&bad, "GET /a a.b\n@errors chalice\nGET /b b.c\nPUT /b b.d\n", err,
+                       sizeof(err)) == 0 && bad.n == 3);
+    CHECK(bad.routes[0].errors == ERRBODY_ERROR && bad.routes[1].errors == ERRBODY_CHALICE);
+    CHECK(routes_match(&bad, "DELETE", "/b", 2, &r, p, &n, allow, sizeof(allow)) ==
+              ROUTE_NO_METHOD && r == &bad.routes[1] && strcmp(allow, "GET, PUT") == 0);
 
     CHECK(m("GET", "/api/items", &r, p, &n, allow) == ROUTE_FOUND && n == 0);
     CHECK(strcmp(r->subject, "tracker.items.list") == 0);
