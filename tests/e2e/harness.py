@@ -14,7 +14,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN_DIR = os.environ.get("BIN_DIR", os.path.join(ROOT, "build", "bin"))
 PGBIN = os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin")
-SERVICES = ["tracker", "library"]
+SERVICES = ["tracker", "library", "inventory"]
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
 
 
