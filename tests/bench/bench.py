@@ -4,7 +4,8 @@
 on the same PostgreSQL in the same run, and is printed as a ratio to the mean
 pgbench TPS. Prints figures; asserts nothing.
 
-  ./dev bench [name ...]     names: items_get, books_list, lend_return, outbox
+  ./dev bench [name ...]     names: items_get, books_list, lend_return, ec2_get,
+                             user_get, outbox
 Environment: BENCH_SECONDS (10), BENCH_CONNECTIONS (32)."""
 import calendar
 import json
@@ -116,6 +117,16 @@ def lend_return(stack, tps):
     return [line("lend + return cycles (%d lenders)" % LENDERS, r, tps, 0.3, per=2)]
 
 
+def ec2_get(stack, tps):
+    r = wrk(stack, "ec2_get.lua", CONNECTIONS)
+    return [line("GET /ec2/{id} (5 packages, c%d)" % CONNECTIONS, r, tps, 0.5)]
+
+
+def user_get(stack, tps):
+    r = wrk(stack, "user_get.lua", CONNECTIONS)
+    return [line("GET /users/{userId} (2 books, c%d)" % CONNECTIONS, r, tps, 0.5)]
+
+
 def event_lag(stack):
     """Events per second and commit-to-subscriber lag under the write load."""
     received = []
@@ -169,7 +180,7 @@ def outbox(stack, tps):
 
 
 SCENARIOS = {"items_get": items_get, "books_list": books_list, "lend_return": lend_return,
-             "outbox": outbox}
+             "ec2_get": ec2_get, "user_get": user_get, "outbox": outbox}
 
 
 def load(stack):
@@ -180,6 +191,18 @@ def load(stack):
                PGDATABASE="app")
     print(sh([os.path.join(harness.ROOT, "scripts", "seed-library.py")], env=env).stdout.strip())
     stack.psql("INSERT INTO patrons (firstname, lastname) VALUES ('Bench', 'Patron')")
+    stack.psql("INSERT INTO ec2 (aws_instance_id, aws_region, aws_account) "
+               "SELECT 'i-' || i, 'us-east-1', '123456789012' FROM generate_series(1, %d) i;"
+               "INSERT INTO package SELECT 'pkg' || p, '1.' || p FROM generate_series(1, 50) p;"
+               "INSERT INTO ec2_package SELECT 'i-' || i, 'pkg' || p, '1.' || p, k "
+               "FROM generate_series(1, %d) i, generate_series(1, 5) k, "
+               "LATERAL (SELECT (i * 7 + k * 11) %% 50 + 1 AS p) x" % (ITEMS, ITEMS))
+    stack.psql("INSERT INTO users (user_id, name) SELECT 'bench-' || i, 'User ' || i "
+               "FROM generate_series(1, %d) i;"
+               "INSERT INTO user_books (user_pk, isbn, name, author) SELECT id, '978-' || k, "
+               "'Book ' || k, 'Author' FROM users, generate_series(1, 2) k "
+               "WHERE user_id LIKE 'bench-%%'" % ITEMS)
+    stack.psql("ANALYZE")
     stack.psql("CREATE DATABASE bench", db="postgres")
     sh([harness.PGBIN + "/pgbench", "-i", "-q", "-s", "10", "-h", "127.0.0.1", "-p",
         str(stack.pg_port), "-U", "postgres", "bench"])
