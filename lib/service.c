@@ -278,6 +278,7 @@ static void on_message(void *arg, natsMsg *msg)
     r->pub.body = natsMsg_GetData(msg);
     r->pub.body_len = natsMsg_GetDataLength(msg);
     r->pub.db = svc->db;
+    r->pub.bus = svc->bus;
     svc->inflight++;
     if (svc->inflight > svc->max_inflight) {
         request_error(&r->pub, 503, "Too many requests in flight; try again.");
@@ -320,16 +321,26 @@ static void on_outbox_closed(void *arg)
     bus_close(svc->bus, on_bus_closed, svc);
 }
 
+static void on_service_stopped(void *arg)
+{
+    struct service *svc = arg;
+
+    uv_timer_stop(&svc->shutdown_timer);
+    log_info(NULL, "all work done; publishing what the outbox holds, then closing");
+    outbox_close(svc->outbox, on_outbox_closed, svc);
+}
+
 /* The last step of a shutdown: nothing is in flight and no more can come. */
 static void maybe_finish(struct service *svc)
 {
     if (!svc->stopping || svc->closing || !svc->subs_stopped || svc->inflight > 0)
         return;
     svc->closing = true;
-    uv_timer_stop(&svc->shutdown_timer);
-    log_info(NULL, "all requests answered; publishing what the outbox holds, then closing");
     health_close(svc->health);
-    outbox_close(svc->outbox, on_outbox_closed, svc);
+    if (svc->def->stop)
+        svc->def->stop(on_service_stopped, svc); /* the shutdown timer still bounds it */
+    else
+        on_service_stopped(svc);
 }
 
 static void on_subs_stopped(void *arg)
@@ -405,10 +416,20 @@ static void collect_sql(struct service *svc, const struct service_def *def)
     }
 }
 
+static size_t nkeys_of(const struct cfg_key *keys)
+{
+    size_t n = 0;
+
+    while (keys && keys[n].name)
+        n++;
+    return n;
+}
+
 static int usage(const struct service_def *def, int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--config") == 0) {
         cfg_print(cfg_keys, NKEYS, stdout);
+        cfg_print(def->cfg, nkeys_of(def->cfg), stdout);
         return 0;
     }
     fprintf(stderr, "usage: %s [--config]\n", def->name);
@@ -426,7 +447,8 @@ int service_run(const struct service_def *def, int argc, char **argv)
     svc->def = def;
     collect_sql(svc, def);
     collect_subjects(svc, def);
-    if (cfg_load(cfg_keys, NKEYS, stderr) != 0)
+    if (cfg_load(cfg_keys, NKEYS, stderr) != 0 ||
+        cfg_load(def->cfg, nkeys_of(def->cfg), stderr) != 0)
         return 1;
     if (log_init(def->name, svc->log_level) != 0) {
         fprintf(stderr, "LOG_LEVEL: '%s' is not debug, info, warn or error\n", svc->log_level);
@@ -479,6 +501,9 @@ int service_run(const struct service_def *def, int argc, char **argv)
     uv_timer_init(svc->loop, &svc->shutdown_timer);
     svc->shutdown_timer.data = svc;
 
+    if (def->start && def->start(&(struct service_ctx){.loop = svc->loop, .bus = svc->bus,
+                                                       .db = svc->db, .outbox = svc->outbox}) != 0)
+        return 1;
     log_info(NULL, "started: nats %s, postgres %s:%s/%s", svc->nats_url, svc->pg_host,
              svc->pg_port, svc->pg_db);
     uv_run(svc->loop, UV_RUN_DEFAULT);

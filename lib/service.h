@@ -10,6 +10,18 @@
 #include "db.h"
 
 struct request;
+struct bus;
+struct cfg_key;
+struct outbox;
+
+/* What a service's start hook gets: the runtime's parts, set up, before the
+ * loop runs. */
+struct service_ctx {
+    uv_loop_t *loop;
+    struct bus *bus;
+    struct db *db;
+    struct outbox *outbox; /* outbox_kick() it after a statement that emits */
+};
 
 /* Handles one request on the loop; must end, now or later, in exactly one
  * request_reply*() or request_error*() call. */
@@ -27,6 +39,15 @@ struct service_def {
     int nsql;
     /* Builds the error body this API's clients read, e.g. {"error": msg}. */
     json_t *(*error_body)(int status, const char *message);
+    /* Optional: the service's own settings, read with the runtime's and
+     * shown by --config; the table ends with a NULL name. */
+    const struct cfg_key *cfg;
+    /* Optional: work beside the endpoints (e.g. a JetStream consumer).
+     * 'start' runs before the loop: 0, or -1 to fail start-up. 'stop' runs
+     * on SIGTERM once subscriptions are drained and requests answered: it
+     * ends that work, closes its handles, then calls done(arg) on the loop. */
+    int (*start)(const struct service_ctx *ctx);
+    void (*stop)(void (*done)(void *arg), void *arg);
 };
 
 /* Runs the service until SIGTERM or SIGINT, then stops taking work, finishes
@@ -45,6 +66,7 @@ struct request {
     const char *body;
     int body_len;
     struct db *db;
+    struct bus *bus;
     void *data;                /* free for the handler */
 };
 

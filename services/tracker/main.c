@@ -1,6 +1,7 @@
 /* main.c - the tracker service: work items (seed 002) and users (seeds 003, 004). */
 #include "errbody.h"
 #include "items.h"
+#include "report.h"
 #include "sql.h"
 #include "users.h"
 
@@ -21,6 +22,7 @@ static const struct endpoint endpoints[] = {
     {"tracker.items.get", items_get},
     {"tracker.items.create", items_create},
     {"tracker.items.action", items_action},
+    {"tracker.items.report", items_report},
     {"tracker.users.list", users_list},
     {"tracker.users.get", users_get},
     {"tracker.users.put", users_put},
@@ -37,6 +39,7 @@ int main(int argc, char **argv)
         .sql = tracker_sql,
         .nsql = SQL_COUNT,
         .error_body = error_body,
+        .cfg = report_cfg,
     };
 
     return service_run(&tracker, argc, argv);

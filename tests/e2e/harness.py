@@ -14,7 +14,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN_DIR = os.environ.get("BIN_DIR", os.path.join(ROOT, "build", "bin"))
 PGBIN = os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin")
-SERVICES = ["tracker", "library", "inventory"]
+SERVICES = ["tracker", "library", "inventory", "notifier"]
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
 
 
@@ -118,6 +118,7 @@ class Stack:
                  GATEWAY_PORT=str(self.http_port), LOG_LEVEL="debug")
         e.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         e.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        e.update(MAIL_DIR=os.path.join(self.tmp, "mail"), SMTP_URL="")  # notifier: .eml files
         e.update(self.env_extra)
         return e
 

@@ -1,0 +1,50 @@
+/* sql.h - every statement the notifier sends to PostgreSQL. The outcome of
+ * a delivery and its event (events.notifier.email.*) are one statement. */
+#ifndef NOTIFIER_SQL_H
+#define NOTIFIER_SQL_H
+
+#include "outbox.h"
+
+/* An email as its events show it. */
+#define EMAIL_JSON                                                                      \
+    "json_build_object('id', id, 'messageId', message_id, 'from', sender, "             \
+    "'to', to_json(recipients), 'subject', subject, 'attempts', attempts"
+
+#define NOTIFIER_SQL(X)                                                                \
+    /* Starts an attempt: a new command, or one waiting for a retry or whose      */ \
+    /* process died during an attempt. No row: it is already sent or failed.      */ \
+    X(CLAIM,                                                                           \
+      "INSERT INTO emails (id, message_id, sender, recipients, subject, request_id, "  \
+      "state, attempts) VALUES ($1, $2, $3, ARRAY(SELECT json_array_elements_text("   \
+      "$4::json)), $5, $6, 'sending', 1) "                                             \
+      "ON CONFLICT (id) DO UPDATE SET state = 'sending', attempts = emails.attempts + 1, " \
+      "updated_at = now() WHERE emails.state IN ('queued', 'sending') RETURNING attempts") \
+    X(SENT,                                                                            \
+      "WITH m AS (UPDATE emails SET state = 'sent', last_error = NULL, sent_at = now(), " \
+      "next_attempt_at = NULL, updated_at = now() "                                    \
+      "WHERE id = $1 AND state IN ('queued', 'sending') RETURNING *), "                \
+      "e AS (" OUTBOX_EMIT("notifier", "events.notifier.email.sent", "request_id",       \
+                           EMAIL_JSON ")", "m") ") "                                   \
+      "SELECT count(*) FROM m")                                                        \
+    X(FAILED,                                                                          \
+      "WITH m AS (UPDATE emails SET state = 'failed', last_error = $2, "               \
+      "next_attempt_at = NULL, updated_at = now() "                                    \
+      "WHERE id = $1 AND state IN ('queued', 'sending') RETURNING *), "                \
+      "e AS (" OUTBOX_EMIT("notifier", "events.notifier.email.failed", "request_id",     \
+                           EMAIL_JSON ", 'error', last_error)", "m") ") "              \
+      "SELECT count(*) FROM m")                                                        \
+    X(RETRY,                                                                           \
+      "UPDATE emails SET state = 'queued', last_error = $2, updated_at = now(), "      \
+      "next_attempt_at = now() + $3::bigint * interval '1 millisecond' "               \
+      "WHERE id = $1 AND state = 'sending'")
+
+enum notifier_sql {
+#define X(name, text) SQL_##name,
+    NOTIFIER_SQL(X)
+#undef X
+    SQL_COUNT
+};
+
+extern const char *const notifier_sql[SQL_COUNT];
+
+#endif

@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""notifier_bench.py - how many emails per second the notifier hands to a
+local SMTP sink, beside the sink's own ceiling measured in the same run.
+
+  python3 tests/bench/notifier_bench.py [--messages N] [--concurrency 8,32]
+
+Postfix's smtp-sink (a server that accepts and discards mail) listens on a
+free loopback port; smtp-source (postfix's load generator, connections kept
+open like the notifier's) gives the sink's ceiling. For each concurrency the
+notifier is stopped, N small commands are queued on JetStream (their PubAck
+rate is printed too), then the notifier is started and timed until
+PostgreSQL records every email as sent. Prints figures; asserts nothing.
+Needs the `postfix` package (installed without starting its daemon when
+missing) and a build in build/ (BIN_DIR overrides)."""
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+import harness  # noqa: E402
+from harness import free_port, wait_until  # noqa: E402
+
+SINK, SOURCE = "/usr/sbin/smtp-sink", "/usr/sbin/smtp-source"
+SUBJECT = "notifier.email.send"
+DEADLINE_S = 300  # for one drain
+
+
+def ensure_postfix():
+    if os.path.exists(SINK) and os.path.exists(SOURCE):
+        return
+    print("installing postfix (for smtp-sink and smtp-source; its daemon stays off)")
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    subprocess.run(sudo + ["debconf-set-selections"], check=True,
+                   input=b"postfix postfix/main_mailer_type select No configuration\n")
+    subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", "postfix"], check=True,
+                   env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"),
+                   stdout=subprocess.DEVNULL)
+
+
+def start_sink(port):
+    cmd = [SINK] + (["-u", "nobody"] if os.geteuid() == 0 else []) + ["127.0.0.1:%d" % port,
+                                                                       "1024"]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(lambda: harness.Stack._port_open(port), 5, "smtp-sink")
+    return p
+
+
+def sink_ceiling(port, messages, sessions):
+    t0 = time.monotonic()
+    subprocess.run([SOURCE, "-d", "-s", str(sessions), "-m", str(messages), "-l", "600",
+                    "-f", "bench@example.com", "-t", "sink@example.com", "127.0.0.1:%d" % port],
+                   check=True, timeout=DEADLINE_S)
+    return messages / (time.monotonic() - t0)
+
+
+def queue(stack, n, batch=500):
+    """Publishes n commands (about 600 bytes of MIME each) and waits for
+    every PubAck; returns the PubAcks per second."""
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", stack.nats_port), 10) as s:
+        f = s.makefile("rb")
+        f.readline()  # INFO
+        s.sendall(b'CONNECT {"verbose":false,"headers":true}\r\nSUB _INBOX.bench.* 1\r\n')
+        for start in range(0, n, batch):
+            frames = []
+            for i in range(start, min(n, start + batch)):
+                cid = str(uuid.uuid4())
+                body = json.dumps({"id": cid, "from": "bench@example.com",
+                                   "to": ["sink@example.com"], "subject": "bench %d" % i,
+                                   "text": "x" * 200}).encode()
+                hdr = b"NATS/1.0\r\nNats-Msg-Id: %s\r\n\r\n" % cid.encode()
+                frames.append(b"HPUB %s _INBOX.bench.%d %d %d\r\n%s%s\r\n"
+                              % (SUBJECT.encode(), i, len(hdr), len(hdr) + len(body), hdr, body))
+            s.sendall(b"".join(frames))
+            got = 0
+            while got < len(frames):
+                line = f.readline()
+                if not line:
+                    raise SystemExit("NATS closed the connection")
+                if line.startswith(b"PING"):
+                    s.sendall(b"PONG\r\n")
+                elif line.startswith(b"MSG ") or line.startswith(b"HMSG "):
+                    size = int(line.split()[-1])
+                    ack = f.read(size + 2)[:size]
+                    if b'"error"' in ack:
+                        raise SystemExit("publish refused: %r" % ack)
+                    got += 1
+    return n / (time.monotonic() - t0)
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def sent(stack):
+    return int(stack.psql("SELECT count(*) FROM emails WHERE state = 'sent'"))
+
+
+def drain(stack, n, concurrency):
+    """Starts the notifier on a full queue; returns (emails/s from the first
+    send to the last, seconds including start-up, notifier CPU seconds)."""
+    before = sent(stack)
+    t0 = time.monotonic()
+    stack.env_extra["NOTIFIER_CONCURRENCY"] = str(concurrency)
+    pid = stack.start("notifier").pid
+    first = None
+    while True:
+        done = sent(stack) - before
+        now = time.monotonic()
+        if done and first is None:
+            first = (now, done)
+        if done >= n:
+            break
+        if now - t0 > DEADLINE_S:
+            raise SystemExit("only %d of %d sent in %d s" % (done, n, DEADLINE_S))
+        time.sleep(0.05)
+    cpu = cpu_seconds(pid)
+    rate = (n - first[1]) / (now - first[0]) if now > first[0] else float("nan")
+    stack.stop("notifier")
+    return rate, now - t0, cpu
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--messages", type=int, default=10000)
+    ap.add_argument("--concurrency", default="8,32",
+                    help="comma-separated NOTIFIER_CONCURRENCY values (default 8,32)")
+    args = ap.parse_args()
+    levels = [int(c) for c in args.concurrency.split(",")]
+    ensure_postfix()
+    port = free_port()
+    sink = start_sink(port)
+    stack = harness.Stack(services=["notifier"],
+                          env={"SMTP_URL": "smtp://127.0.0.1:%d" % port, "LOG_LEVEL": "warn",
+                               "NOTIFIER_ACK_WAIT_MS": "120000", "DB_POOL_SIZE": "4"})
+    try:
+        stack.up()
+        wait_until(lambda: (stack.nats_gather("$JS.API.CONSUMER.INFO.MAIL.notifier") or
+                            [{"error": 1}])[0].get("error") is None, 15, "the consumer")
+        stack.stop("notifier")
+        print("%d emails of ~0.6 KB each, smtp-sink on 127.0.0.1:%d, %d cores"
+              % (args.messages, port, os.cpu_count()))
+        print("%-34s %12s" % ("", "emails/s"))
+        for c in levels:
+            print("%-34s %12.0f" % ("sink ceiling (smtp-source, %d conns)" % c,
+                                    sink_ceiling(port, args.messages, c)))
+        for c in levels:
+            qrate = queue(stack, args.messages)
+            rate, total, cpu = drain(stack, args.messages, c)
+            print("%-34s %12.0f   (%.1f s from start-up, notifier CPU %.1f s, queued at %.0f/s)"
+                  % ("notifier, NOTIFIER_CONCURRENCY=%d" % c, rate, total, cpu, qrate))
+    finally:
+        stack.down()
+        stack.cleanup()
+        sink.terminate()
+        sink.wait(5)
+
+
+if __name__ == "__main__":
+    if shutil.which("psql") is None:
+        raise SystemExit("psql is needed (postgresql-client)")
+    main()

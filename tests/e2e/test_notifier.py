@@ -1,0 +1,220 @@
+"""The notifier: email commands from JetStream delivered over SMTP to a real
+SMTP server (mailsink.py) or written as .eml files, each command sent once
+through redeliveries, retries and a crash, its outcome in PostgreSQL and
+on the events stream."""
+import base64
+import signal
+import time
+import uuid
+
+from common import check, fresh
+from harness import wait_until
+from mailsink import (MailSink, command, email_row, js_publish, mail_files, parse_eml,
+                      wait_consumer)
+
+SINK = MailSink()
+SMTP_ENV = {"SMTP_URL": SINK.url, "SMTP_TIMEOUT_MS": "2000", "NOTIFIER_ACK_WAIT_MS": "3000",
+            "NOTIFIER_RETRY_MIN_MS": "200", "NOTIFIER_RETRY_MAX_MS": "800",
+            "NOTIFIER_MAX_ATTEMPTS": "50"}
+ENV = SMTP_ENV
+SUBJECT = "notifier.email.send"
+
+
+def queue(stack, cmd, msg_id=None):
+    wait_consumer(stack)
+    ack = js_publish(stack, SUBJECT, cmd, msg_id or cmd["id"])
+    check("error" not in ack and ack.get("stream") == "MAIL", "PubAck: %r" % ack)
+    return ack
+
+
+def notifier_events(stack, cid):
+    stack.wait_outbox_empty("notifier")
+    return [e for e in stack.events("--idle-ms", "700", "events.notifier.>")
+            if e["event"]["data"]["id"] == cid]
+
+
+def test_mime_of_a_full_command(stack):
+    SINK.reset()
+    blob = bytes(range(256)) * 3
+    subject = 'Ünïcødé <"report">, line\nbreak ' + "€" * 30
+    cmd = command("boss@example.com", subject=subject, text="text ü\r\nline 2",
+                  html="<p>html ü</p>", to=["boss@example.com", "copy@example.org"],
+                  attachments=[{"filename": "data.bin", "content": base64.b64encode(blob).decode()},
+                               {"filename": "résumé.csv", "contentType": "text/csv",
+                                "content": base64.b64encode(b"a,b\r\n").decode()}],
+                  requestId="req-mime")
+    queue(stack, cmd)
+    [m] = SINK.wait_for(cmd["id"])
+    check(m["Subject"] == subject.replace("\n", " "), "subject: %r" % m["Subject"])
+    check(m["From"] == "sender@example.com", m["From"])
+    check([a.addr_spec for a in m["To"].addresses] == cmd["to"], m["To"])
+    check(m["Message-ID"] == "<%s@example.com>" % cmd["id"], m["Message-ID"])
+    check(m["Date"] is not None and m["MIME-Version"] == "1.0", "Date, MIME-Version")
+    check(m.get_content_type() == "multipart/mixed", m.get_content_type())
+    alt, att1, att2 = m.get_payload()
+    check(alt.get_content_type() == "multipart/alternative", alt.get_content_type())
+    text, html = alt.get_payload()
+    check(text.get_content_type() == "text/plain" and text.get_content_charset() == "utf-8",
+          text["Content-Type"])
+    check(text.get_payload(decode=True) == "text ü\r\nline 2".encode(), "text bytes")
+    check(html.get_content() == "<p>html ü</p>", "html")
+    check(att1.get_filename() == "data.bin" and att1.get_payload(decode=True) == blob,
+          "binary attachment")
+    check(att1.get_content_type() == "application/octet-stream", att1.get_content_type())
+    check(att2.get_filename() == "résumé.csv" and att2.get_content_type() == "text/csv",
+          "utf-8 file name: %r" % att2.get_filename())
+    raw = SINK.messages[-1][2]
+    check(all(b < 128 for b in raw) and max(len(x) for x in raw.split(b"\r\n")) <= 78,
+          "7-bit, short lines")
+    check(email_row(stack, cmd["id"]) == ("sent", 1, ""), email_row(stack, cmd["id"]))
+    [ev] = notifier_events(stack, cmd["id"])
+    check(ev["subject"] == "events.notifier.email.sent", ev["subject"])
+    check(ev["event"]["source"] == "notifier" and ev["event"]["requestid"] == "req-mime",
+          ev["event"])
+    d = ev["event"]["data"]
+    check(d["to"] == cmd["to"] and d["attempts"] == 1 and d["subject"] == subject, d)
+
+
+def test_text_only_and_html_only(stack):
+    SINK.reset()
+    a = command("a@example.com", text="only text")
+    b = command("b@example.com", html="<b>only html</b>")
+    del b["text"]
+    queue(stack, a)
+    queue(stack, b)
+    [ma] = SINK.wait_for(a["id"])
+    [mb] = SINK.wait_for(b["id"])
+    check(ma.get_content_type() == "text/plain" and ma.get_content() == "only text", "text")
+    check(mb.get_content_type() == "text/html" and mb.get_content() == "<b>only html</b>",
+          "html")
+
+
+def test_same_command_twice_sends_once(stack):
+    SINK.reset()
+    cmd = command("twice@example.com")
+    queue(stack, cmd)
+    dup = js_publish(stack, SUBJECT, cmd, cmd["id"])
+    check(dup.get("duplicate") is True, "the stream drops the repeat: %r" % dup)
+    SINK.wait_for(cmd["id"])
+    # Past the stream's window (another Nats-Msg-Id): the row stops it.
+    queue(stack, cmd, msg_id=str(uuid.uuid4()))
+    wait_until(lambda: stack.psql("SELECT count(*) FROM emails WHERE id = '%s'" % cmd["id"])
+               == "1", 5, "row")
+    time.sleep(1.0)
+    check(len(SINK.received(cmd["id"])) == 1, "one email")
+    check(email_row(stack, cmd["id"])[:2] == ("sent", 1), email_row(stack, cmd["id"]))
+
+
+def test_451_retried_until_it_recovers(stack):
+    SINK.reset()
+    SINK.mode = "tempfail"
+    cmd = command("later@example.com")
+    queue(stack, cmd)
+    wait_until(lambda: SINK.refused >= 3, 15, "three refused attempts")
+    row = email_row(stack, cmd["id"])
+    check(row[0] in ("queued", "sending") and "451" in row[2], "row while failing: %r" % (row,))
+    SINK.mode = "ok"
+    [m] = SINK.wait_for(cmd["id"])
+    time.sleep(1.5)
+    check(len(SINK.received(cmd["id"])) == 1, "sent once")
+    state, attempts, error = email_row(stack, cmd["id"])
+    check(state == "sent" and attempts >= 4 and error == "", (state, attempts, error))
+    [ev] = notifier_events(stack, cmd["id"])
+    check(ev["subject"] == "events.notifier.email.sent", ev)
+
+
+def test_550_fails_without_retry(stack):
+    SINK.reset()
+    SINK.mode = "permfail"
+    cmd = command("nobody@example.com")
+    queue(stack, cmd)
+    wait_until(lambda: (email_row(stack, cmd["id"]) or ("",))[0] == "failed", 10, "failed")
+    time.sleep(1.5)  # several retry delays: none comes
+    check(SINK.rcpts == 1, "one attempt, got %d" % SINK.rcpts)
+    state, attempts, error = email_row(stack, cmd["id"])
+    check(attempts == 1 and "550" in error, (state, attempts, error))
+    [ev] = notifier_events(stack, cmd["id"])
+    check(ev["subject"] == "events.notifier.email.failed", ev)
+    check("550" in ev["event"]["data"]["error"], ev["event"]["data"])
+    SINK.reset()
+
+
+def test_malformed_command_is_dropped(stack):
+    SINK.reset()
+    bad = command("x@example.com", to=["not an address"])
+    queue(stack, bad)
+    js_publish(stack, SUBJECT, b"{not json", str(uuid.uuid4()))
+    good = command("y@example.com")
+    queue(stack, good)
+    SINK.wait_for(good["id"])
+    check(email_row(stack, bad["id"]) is None, "no row for a malformed command")
+    check(not SINK.received(bad["id"]), "nothing sent")
+    # Terminated, not redelivered: the work queue is empty.
+    wait_until(lambda: stack.nats_gather("$JS.API.STREAM.INFO.MAIL")[0]["state"]["messages"]
+               == 0, 5, "an empty work queue")
+
+
+def test_killed_mid_send_sent_once_after_restart(stack):
+    SINK.reset()
+    SINK.hold = True
+    cmd = command("crash@example.com")
+    queue(stack, cmd)
+    wait_until(lambda: SINK.rcpts >= 1, 10, "the attempt under way")
+    stack.stop("notifier", sig=signal.SIGKILL)
+    SINK.hold = False
+    check(email_row(stack, cmd["id"])[:2] == ("sending", 1), email_row(stack, cmd["id"]))
+    time.sleep(0.5)
+    check(not SINK.received(cmd["id"]), "nothing arrived from the killed attempt")
+    stack.start("notifier")
+    [m] = SINK.wait_for(cmd["id"], timeout=20)  # after AckWait (3 s)
+    time.sleep(1.5)
+    check(len(SINK.received(cmd["id"])) == 1, "exactly once")
+    check(email_row(stack, cmd["id"])[:2] == ("sent", 2), email_row(stack, cmd["id"]))
+
+
+def test_sigterm_mid_send_finishes_it(stack):
+    SINK.reset()
+    SINK.hold = True
+    cmd = command("term@example.com")
+    queue(stack, cmd)
+    wait_until(lambda: SINK.rcpts >= 1, 10, "the attempt under way")
+    proc = stack.procs["notifier"]
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    check(proc.poll() is None, "waits for the delivery under way")
+    SINK.hold = False
+    check(proc.wait(10) == 0, "exit code 0")
+    check(len(SINK.received(cmd["id"])) == 1, "sent once")
+    check(email_row(stack, cmd["id"]) == ("sent", 1, ""), email_row(stack, cmd["id"]))
+    stack.start("notifier")
+    time.sleep(1.0)
+    check(len(SINK.received(cmd["id"])) == 1, "not again after the restart")
+
+
+def test_sigterm_while_idle_exits_cleanly(stack):
+    wait_consumer(stack)
+    check(stack.stop("notifier") == 0, "exit code 0")
+    stack.start("notifier")
+    SINK.reset()
+    cmd = command("after@example.com")
+    queue(stack, cmd)
+    SINK.wait_for(cmd["id"])
+
+
+@fresh
+def test_file_transport_writes_a_valid_eml(stack):
+    cmd = command("file@example.com", subject="Fïle", html="<i>x</i>",
+                  attachments=[{"filename": "a.txt", "content": base64.b64encode(b"hi").decode()}])
+    queue(stack, cmd)
+    wait_until(lambda: mail_files(stack), 10, "an .eml file")
+    [path] = mail_files(stack)
+    check(path.endswith("/%s.eml" % cmd["id"]), path)
+    m = parse_eml(path)
+    check(m["Subject"] == "Fïle" and m["Message-ID"] == "<%s@example.com>" % cmd["id"],
+          (m["Subject"], m["Message-ID"]))
+    alt, att = m.get_payload()
+    check([p.get_content() for p in alt.get_payload()] == ["plain body", "<i>x</i>"],
+          "bodies")
+    check(att.get_payload(decode=True) == b"hi" and att.get_filename() == "a.txt", "attachment")
+    check(m.defects == [] and all(not p.defects for p in m.walk()), "no parser defects")
+    check(email_row(stack, cmd["id"]) == ("sent", 1, ""), email_row(stack, cmd["id"]))
