@@ -5,12 +5,18 @@
  * queued in its subscription without waking any thread; a uv_check handle,
  * which runs right after the loop's I/O callbacks, takes the queued messages
  * and dispatches them on the loop: no thread hand-off per message.
- * Replies: the inbox is an asynchronous subscription, because a synchronous
- * one turns a no-responders status into an error without its subject, and
- * the subject says which request it ends. nats.c delivers replies on its own
- * thread, which only pushes them onto a bounded ring and wakes the loop
- * (uv_async_send), as it does for state changes. Request matching and
- * timeouts happen on the loop. */
+ * Replies come two ways. A request's NATS reply subject is <inbox>.<token>;
+ * the server's no-responders status goes there, and so does the answer of
+ * a responder that knows only standard NATS (JetStream, say). That inbox is
+ * an asynchronous subscription, because a synchronous one turns a
+ * no-responders status into an error without its subject, and the subject
+ * says which request it ends: nats.c delivers those on its own thread, which
+ * only pushes them onto a bounded ring and wakes the loop (uv_async_send), as
+ * it does for state changes. Requests made with BUS_REPLY_TO also carry the
+ * header Reply-To: <inbox>.r.<token>, and our services answer there: a
+ * synchronous subscription, taken on the loop like any other, so the hot
+ * path never crosses threads. Request matching and timeouts happen on the
+ * loop. */
 
 #include "bus.h"
 
@@ -79,8 +85,8 @@ struct bus {
     /* Loop-only state. */
     struct handoff batch[RING_CAP];
     bool connected, closed, draining;
-    char inbox[64], inbox_wildcard[72];
-    struct bus_sub inbox_sub;
+    char inbox[64], inbox_wildcard[72], fast_wildcard[72];
+    struct bus_sub inbox_sub, fast_sub; /* <inbox>.*, <inbox>.r.* */
     struct bus_sub **subs;
     int nsubs;
     void (*subs_done)(void *);
@@ -115,7 +121,7 @@ static void on_nats_reply(natsConnection *nc, natsSubscription *sub, natsMsg *ms
         uv_cond_wait(&bus->not_full, &bus->lock);
     if (bus->refuse) {
         uv_mutex_unlock(&bus->lock);
-        natsMsg_Destroy(msg);
+        bus_msg_free(msg);
         return;
     }
     bus->ring[(bus->head + bus->count) % RING_CAP] = (struct handoff){msg};
@@ -194,16 +200,21 @@ static void on_reply(struct bus *bus, natsMsg *msg)
     char *end;
 
     if (strncmp(subj, bus->inbox, plen) == 0 && subj[plen] == '.') {
-        uint64_t handle = strtoull(subj + plen + 1, &end, 16);
+        const char *token = subj + plen + 1;
+        uint64_t handle;
+
+        if (token[0] == 'r' && token[1] == '.')
+            token += 2;
+        handle = strtoull(token, &end, 16);
         if (*end == '\0')
             s = slot_of(bus, handle);
     }
     if (s == NULL) { /* cancelled or timed out: nobody waits for it */
-        natsMsg_Destroy(msg);
+        bus_msg_free(msg);
         return;
     }
     if (natsMsg_IsNoResponders(msg)) {
-        natsMsg_Destroy(msg);
+        bus_msg_free(msg);
         bus->stats.no_responders++;
         finish(bus, s, BUS_NO_RESPONDERS, NULL);
         return;
@@ -227,7 +238,13 @@ static int take(struct bus *bus, struct bus_sub *bs)
     natsMsg *msg;
 
     while (bs->sub && natsSubscription_GetPending(bs->sub, &msgs, &bytes) == NATS_OK &&
-           msgs > 0 && natsSubscription_NextMsg(&msg, bs->sub, 0) == NATS_OK) {
+           msgs > 0) {
+        natsStatus st = natsSubscription_NextMsg(&msg, bs->sub, 0);
+
+        if (st == NATS_NO_RESPONDERS) /* a status on a plain subject: nobody's */
+            continue;
+        if (st != NATS_OK)
+            break;
         n++;
         if (bs->cb == NULL) {
             on_reply(bus, msg);
@@ -245,6 +262,7 @@ static void take_all(struct bus *bus)
 
     if (bus->nc == NULL || bus->freeing)
         return;
+    n += take(bus, &bus->fast_sub);
     for (int i = 0; i < bus->nsubs; i++)
         n += take(bus, bus->subs[i]);
     if (n > 0)
@@ -532,6 +550,7 @@ struct bus *bus_new(uv_loop_t *loop, const struct bus_config *cfg)
     }
     bus->free_head = bus->nslots ? 0 : NO_SLOT;
     bus->inbox_sub.bus = bus;
+    bus->fast_sub.bus = bus;
     bus->probe_backoff = PROBE_MIN_MS;
 
     natsLibuv_Init();
@@ -577,7 +596,7 @@ static int subscribe(struct bus *bus, struct bus_sub *bs)
     const char *subject = bs->subject;
     natsStatus s;
 
-    if (bs->cb == NULL) /* the reply inbox */
+    if (bs == &bus->inbox_sub)
         s = natsConnection_Subscribe(&bs->sub, bus->nc, subject, on_nats_reply, bus);
     else if (bs->queue)
         s = natsConnection_QueueSubscribeSync(&bs->sub, bus->nc, subject, bs->queue);
@@ -625,7 +644,7 @@ static natsMsg *make_msg(const char *subject, const char *reply, const char *con
         return NULL;
     for (int i = 0; i < nheaders; i++) {
         if (natsMsgHeader_Set(m, headers[2 * i], headers[2 * i + 1]) != NATS_OK) {
-            natsMsg_Destroy(m);
+            bus_msg_free(m);
             return NULL;
         }
     }
@@ -644,7 +663,7 @@ int bus_publish(struct bus *bus, const char *subject, const char *const *headers
     if (m == NULL)
         return -1;
     s = natsConnection_PublishMsg(bus->nc, m);
-    natsMsg_Destroy(m);
+    bus_msg_free(m);
     return s == NATS_OK ? 0 : -1;
 }
 
@@ -653,15 +672,24 @@ static int ensure_inbox(struct bus *bus)
     if (bus->inbox_sub.sub)
         return 0;
     snprintf(bus->inbox_wildcard, sizeof(bus->inbox_wildcard), "%s.*", bus->inbox);
+    snprintf(bus->fast_wildcard, sizeof(bus->fast_wildcard), "%s.r.*", bus->inbox);
     bus->inbox_sub.subject = bus->inbox_wildcard;
-    return subscribe(bus, &bus->inbox_sub);
+    bus->fast_sub.subject = bus->fast_wildcard;
+    if (subscribe(bus, &bus->fast_sub) != 0)
+        return -1;
+    if (subscribe(bus, &bus->inbox_sub) != 0) {
+        natsSubscription_Destroy(bus->fast_sub.sub);
+        bus->fast_sub.sub = NULL;
+        return -1;
+    }
+    return 0;
 }
 
 uint64_t bus_request(struct bus *bus, const char *subject, const char *const *headers,
-                     int nheaders, const char *data, int len, bus_reply_cb cb, void *arg,
-                     enum bus_status *why)
+                     int nheaders, const char *data, int len, unsigned flags, bus_reply_cb cb,
+                     void *arg, enum bus_status *why)
 {
-    char reply[96];
+    char reply[96], fast[96];
     struct slot *s;
     uint64_t handle;
     natsMsg *m;
@@ -678,12 +706,19 @@ uint64_t bus_request(struct bus *bus, const char *subject, const char *const *he
     handle = handle_of(bus, s);
     snprintf(reply, sizeof(reply), "%s.%" PRIx64, bus->inbox, handle);
     m = make_msg(subject, reply, headers, nheaders, data, len);
+    if (m && (flags & BUS_REPLY_TO)) {
+        snprintf(fast, sizeof(fast), "%s.r.%" PRIx64, bus->inbox, handle);
+        if (natsMsgHeader_Set(m, BUS_HEADER_REPLY_TO, fast) != NATS_OK) {
+            bus_msg_free(m);
+            m = NULL;
+        }
+    }
     if (m == NULL) {
         bus->stats.unavailable++;
         return 0;
     }
     st = natsConnection_PublishMsg(bus->nc, m);
-    natsMsg_Destroy(m);
+    bus_msg_free(m);
     if (st != NATS_OK) {
         bus->stats.unavailable++;
         return 0;
@@ -818,11 +853,12 @@ void bus_free(struct bus *bus)
     }
     free(bus->subs);
     natsSubscription_Destroy(bus->inbox_sub.sub);
+    natsSubscription_Destroy(bus->fast_sub.sub);
     natsConnection_Destroy(bus->nc);
     natsOptions_Destroy(bus->opts);
     /* Replies handed over but never taken. */
     for (uint32_t i = 0; i < bus->count; i++)
-        natsMsg_Destroy(bus->ring[(bus->head + i) % RING_CAP].msg);
+        bus_msg_free(bus->ring[(bus->head + i) % RING_CAP].msg);
     free(bus->slots);
     bus->handles_open = 4;
     uv_close((uv_handle_t *)&bus->timer, on_handle_closed);
@@ -847,6 +883,28 @@ const char *bus_status_name(enum bus_status status)
     };
 
     return names[status];
+}
+
+#ifdef HAVE_NATSMSG_FREE
+void natsMsg_free(void *msg); /* exported by libnats, not declared in nats.h */
+#endif
+
+void bus_msg_free(natsMsg *msg)
+{
+#ifdef HAVE_NATSMSG_FREE
+    natsMsg_free(msg);
+#else
+    natsMsg_Destroy(msg);
+#endif
+}
+
+const char *bus_reply_subject(natsMsg *msg)
+{
+    const char *to = bus_header(msg, BUS_HEADER_REPLY_TO);
+
+    if (to == NULL || *to == '\0')
+        to = natsMsg_GetReply(msg);
+    return to && *to ? to : NULL;
 }
 
 const char *bus_header(natsMsg *msg, const char *key)

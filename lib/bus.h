@@ -56,6 +56,14 @@ bool bus_connected(const struct bus *bus);
 int bus_subscribe(struct bus *bus, const char *subject, const char *queue, bus_msg_cb cb,
                   void *arg) __attribute__((warn_unused_result));
 
+/* Frees a message on this thread. natsMsg_Destroy would pass it to nats.c's
+ * garbage-collector thread, waking that thread for nearly every message. */
+void bus_msg_free(natsMsg *msg);
+
+/* Where to answer request 'msg': its Reply-To header, else its NATS reply
+ * subject; NULL when it expects no answer. */
+const char *bus_reply_subject(natsMsg *msg);
+
 /* Publishes 'data' with optional headers ('headers' holds nheaders
  * name/value pairs, flattened). Sent on this loop iteration's write, not
  * held back by a flusher. Returns 0 or -1 (not connected: NATS buffers
@@ -63,13 +71,21 @@ int bus_subscribe(struct bus *bus, const char *subject, const char *queue, bus_m
 int bus_publish(struct bus *bus, const char *subject, const char *const *headers, int nheaders,
                 const char *data, int len);
 
+/* bus_request flags. BUS_REPLY_TO: the responder honours the Reply-To
+ * header (bus_reply_subject), so its answer is taken on the loop without a
+ * thread hand-off; any other responder still answers the NATS reply
+ * subject, only more slowly. Not for JetStream, which would store the
+ * header with the message. */
+#define BUS_REPLY_TO 1u
+#define BUS_HEADER_REPLY_TO "Reply-To"
+
 /* Sends a request and calls 'cb' exactly once on the loop (never before
  * bus_request returns), unless bus_cancel() is called first. Returns a
  * non-zero handle; on 0 (not connected, too many pending) 'cb' is never
  * called and *why says which. */
 uint64_t bus_request(struct bus *bus, const char *subject, const char *const *headers,
-                     int nheaders, const char *data, int len, bus_reply_cb cb, void *arg,
-                     enum bus_status *why);
+                     int nheaders, const char *data, int len, unsigned flags, bus_reply_cb cb,
+                     void *arg, enum bus_status *why);
 
 /* Forgets a pending request: its callback will not be called. A late reply
  * is dropped. Unknown or finished handles are ignored. */

@@ -91,7 +91,7 @@ static void on_request(void *arg, natsMsg *msg)
         bus_publish(d->bus, reply, NULL, 0, text, (int)strlen(text));
     free(text);
     json_decref(body);
-    natsMsg_Destroy(msg);
+    bus_msg_free(msg);
 }
 
 struct discovery *discovery_new(struct bus *bus, const char *name, const char *version,

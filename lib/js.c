@@ -67,7 +67,7 @@ static void on_pub_ack(void *arg, enum bus_status status, natsMsg *reply)
     }
     snprintf(why, sizeof(why), "%s", text);
     json_decref(j);
-    natsMsg_Destroy(reply);
+    bus_msg_free(reply);
     c.pub_cb(c.arg, st, why);
 }
 
@@ -78,7 +78,7 @@ void js_publish(struct bus *bus, const char *subject, const char *msg_id, const 
     struct call *c = call_new(cb, NULL, arg);
     enum bus_status why;
 
-    if (!bus_request(bus, subject, headers, 1, data, len, on_pub_ack, c, &why))
+    if (!bus_request(bus, subject, headers, 1, data, len, 0, on_pub_ack, c, &why))
         on_pub_ack(c, why, NULL); /* bus_request calls nothing on failure */
 }
 
@@ -95,7 +95,7 @@ static void on_api_reply(void *arg, enum bus_status status, natsMsg *reply)
         j = parse(reply, &code, &text);
     snprintf(why, sizeof(why), "%s", text);
     json_decref(j);
-    natsMsg_Destroy(reply);
+    bus_msg_free(reply);
     c.api_cb(c.arg, code, why);
 }
 
@@ -106,7 +106,8 @@ void js_api(struct bus *bus, const char *what, const char *body, js_api_cb cb, v
     enum bus_status why;
 
     snprintf(subject, sizeof(subject), "$JS.API.%s", what);
-    if (!bus_request(bus, subject, NULL, 0, body, (int)strlen(body), on_api_reply, c, &why))
+    if (!bus_request(bus, subject, NULL, 0, body, (int)strlen(body), 0, on_api_reply, c,
+                     &why))
         on_api_reply(c, why, NULL);
 }
 

@@ -163,7 +163,7 @@ static void on_stream_reply(void *arg, enum bus_status status, natsMsg *reply)
 
     if (status == BUS_OK) {
         code = js_error(reply, &why);
-        natsMsg_Destroy(reply);
+        bus_msg_free(reply);
     }
     if (code == JS_ERR_STREAM_NAME_IN_USE && !ob->closing) {
         send_stream_request(ob, "UPDATE");
@@ -189,8 +189,8 @@ static void send_stream_request(struct outbox *ob, const char *verb)
     snprintf(subject, sizeof(subject), "$JS.API.STREAM.%s.%s", verb, ob->cfg.stream);
     ob->state = ST_ENSURING;
     if (config == NULL ||
-        !bus_request(ob->bus, subject, NULL, 0, config, (int)strlen(config), on_stream_reply,
-                     ob, &why)) {
+        !bus_request(ob->bus, subject, NULL, 0, config, (int)strlen(config), 0,
+                     on_stream_reply, ob, &why)) {
         ob->failed = true;
         rest(ob, ST_NO_STREAM);
     }
@@ -269,7 +269,7 @@ static void on_ack(void *arg, enum bus_status status, natsMsg *reply)
         if (a->ok && json_is_true(json_object_get(j, "duplicate")))
             ob->stats.duplicates++;
         json_decref(j);
-        natsMsg_Destroy(reply);
+        bus_msg_free(reply);
     } else if (status == BUS_NO_RESPONDERS) {
         ob->stream_gone = true; /* nobody stores events.>: the stream was deleted */
     }
@@ -332,7 +332,7 @@ static void on_pending(void *arg, const struct db_result *r)
         a->ok = false;
         snprintf(a->seq, sizeof(a->seq), "%s", PQgetvalue(r->res, i, COL_SEQ));
         sent = bus_request(ob->bus, PQgetvalue(r->res, i, COL_SUBJECT), headers, 1, event,
-                           compact(event, PQgetlength(r->res, i, COL_EVENT)), on_ack, a, &why);
+                           compact(event, PQgetlength(r->res, i, COL_EVENT)), 0, on_ack, a, &why);
         if (!sent) {
             /* Not connected: the rest would fail alike; on_ack's count ends
              * the pass once the ones already sent are answered. */

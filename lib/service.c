@@ -153,7 +153,7 @@ static void request_free(struct req_impl *r)
         free(a);
     }
     json_decref(r->json);
-    natsMsg_Destroy(r->msg);
+    bus_msg_free(r->msg);
     free(r);
     svc->inflight--;
     maybe_finish(svc);
@@ -161,12 +161,12 @@ static void request_free(struct req_impl *r)
 
 static void reply_raw(struct req_impl *r, int status, const char *body, size_t len)
 {
-    const char *reply = natsMsg_GetReply(r->msg);
+    const char *reply = bus_reply_subject(r->msg);
     char status_text[8];
     const char *headers[] = {ENV_STATUS, status_text};
 
     snprintf(status_text, sizeof(status_text), "%d", status);
-    if (reply && *reply &&
+    if (reply &&
         bus_publish(r->svc->bus, reply, headers, 1, body, (int)len) != 0)
         log_warn(r->pub.id, "reply to %s lost: not connected", r->pub.path);
     discovery_record(r->svc->discovery, r->endpoint, status, uv_hrtime() - r->started);

@@ -233,7 +233,7 @@ static void on_reply(void *arg, enum bus_status status, natsMsg *reply)
     }
     st = bus_header(reply, ENV_STATUS);
     if (st && cfg_parse_int(st, 100, 599, &code) != 0) {
-        natsMsg_Destroy(reply);
+        bus_msg_free(reply);
         respond_error(req, pd->request_id, pd->route, pd->started, 502,
                       "The service sent an invalid reply.");
         return;
@@ -245,7 +245,7 @@ static void on_reply(void *arg, enum bus_status status, natsMsg *reply)
     respond(req, pd->request_id, pd->route, pd->started, (int)code,
             ct ? h2o_strdup(&req->pool, ct, SIZE_MAX).base : "application/json",
             natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply));
-    natsMsg_Destroy(reply);
+    bus_msg_free(reply);
 }
 
 static void send_text(h2o_req_t *req, const char *rid, uint64_t started, int status,
@@ -388,7 +388,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     *pd = (struct pending){.req = req, .started = started, .route = route, .request_id = rid};
     pd->handle = bus_request(gw.bus, r->subject, headers, nh / 2,
                              req->entity.base ? req->entity.base : "", (int)req->entity.len,
-                             on_reply, pd, &why);
+                             BUS_REPLY_TO, on_reply, pd, &why);
     if (pd->handle == 0) {
         respond_error(req, rid, route, started, 503, "The message bus is not available.");
         return 0;

@@ -1,6 +1,7 @@
 """test_gateway.py - the gateway's own behaviour: routing errors, limits,
 content types, request ids, CORS, health and metrics, timeouts."""
 import re
+import socket
 import threading
 import time
 
@@ -131,3 +132,98 @@ def test_many_concurrent_requests(stack):
     for t in threads:
         t.join(60)
     check(not errors, errors[:3])
+
+
+class NatsPeer:
+    """A bare NATS client over the text protocol, for playing a responder."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), 5)
+        self.f = self.sock.makefile("rb")
+        self.f.readline()  # INFO
+        self.send(b'CONNECT {"verbose":false,"headers":true}\r\n')
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def sync(self):
+        """Returns once the server has processed everything sent so far."""
+        self.send(b"PING\r\n")
+        while self.f.readline().strip() != b"PONG":
+            pass
+
+    def next_msg(self):
+        """(subject, reply, headers, payload) of the next MSG/HMSG."""
+        while True:
+            words = self.f.readline().split()
+            if not words:
+                raise AssertionError("connection closed")
+            if words[0] == b"PING":
+                self.send(b"PONG\r\n")
+            if words[0] in (b"MSG", b"HMSG"):
+                break
+        hlen = int(words[-2]) if words[0] == b"HMSG" else 0
+        total = int(words[-1])
+        data = self.f.read(total + 2)[:total]
+        nfixed = 4 if words[0] == b"HMSG" else 3
+        reply = words[3].decode() if len(words) > nfixed + 1 else None
+        headers = {}
+        for line in data[:hlen].split(b"\r\n")[1:]:
+            if b":" in line:
+                k, v = line.split(b":", 1)
+                headers[k.decode()] = v.strip().decode()
+        return words[1].decode(), reply, headers, data[hlen:]
+
+    def close(self):
+        self.sock.close()
+
+
+@fresh
+def test_replies_to_reply_to_and_to_the_reply_subject(stack):
+    """The gateway asks for answers on Reply-To (taken on its loop) and still
+    takes them on the NATS reply subject, from a responder that knows only
+    standard NATS."""
+    stack.stop("inventory")
+    peer = NatsPeer(stack.nats_port)
+    peer.send(b"SUB inventory.instance.get inventory 1\r\n")
+    peer.sync()
+    for mode in ("reply-to", "reply subject"):
+        got = {}
+
+        def respond():
+            subject, reply, headers, _ = peer.next_msg()
+            got.update(headers=headers, reply=reply)
+            to = headers["Reply-To"] if mode == "reply-to" else reply
+            body = b'{"mode": "%s"}' % mode.encode()
+            hdr = b"NATS/1.0\r\nStatus: 200\r\n\r\n"
+            peer.send(b"HPUB %s %d %d\r\n%s%s\r\n"
+                      % (to.encode(), len(hdr), len(hdr) + len(body), hdr, body))
+            peer.sync()
+
+        t = threading.Thread(target=respond)
+        t.start()
+        r = expect(stack.request("GET", "/ec2/i-1", timeout=5), 200)
+        t.join(5)
+        check(r.json() == {"mode": mode}, r)
+        inbox, token = got["reply"].rsplit(".", 1)
+        check(got["headers"].get("Reply-To") == "%s.r.%s" % (inbox, token), got)
+    peer.close()
+
+
+def test_services_answer_on_reply_to(stack):
+    peer = NatsPeer(stack.nats_port)
+    peer.send(b"SUB _INBOX.t.> 1\r\n")
+    hdr = b"NATS/1.0\r\nMethod: GET\r\nPath: /api/items\r\nX-Request-Id: t1\r\n" \
+          b"Reply-To: _INBOX.t.fast\r\n\r\n"
+    peer.send(b"HPUB tracker.items.list _INBOX.t.plain %d %d\r\n%s\r\n"
+              % (len(hdr), len(hdr), hdr))
+    subject, _, headers, body = peer.next_msg()
+    check(subject == "_INBOX.t.fast", subject)
+    check(body.startswith(b"["), body)
+    # And without Reply-To, on the NATS reply subject.
+    hdr = hdr.replace(b"Reply-To: _INBOX.t.fast\r\n", b"")
+    peer.send(b"HPUB tracker.items.list _INBOX.t.plain %d %d\r\n%s\r\n"
+              % (len(hdr), len(hdr), hdr))
+    subject, _, headers, body = peer.next_msg()
+    check(subject == "_INBOX.t.plain", subject)
+    peer.close()
