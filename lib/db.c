@@ -1,12 +1,24 @@
 /* db.c - a pool of non-blocking libpq connections, each driven by a uv_poll_t.
- * Each connection runs in pipeline mode: queries are sent as they come, each
- * followed by its own Sync (so each is its own implicit transaction), and
- * their results come back in order. */
+ * Each connection runs in pipeline mode: queries are sent as they come and
+ * their results come back in order.
+ *
+ * Syncs. Statements up to a Sync form one implicit transaction, and libpq
+ * sends its buffer at every Sync, as the server answers each Sync with its
+ * own write. A write statement is always followed by its own Sync, so it
+ * commits alone and is answered only once committed. Reads (statements
+ * starting with SELECT) are not: the reads a loop iteration sends on one
+ * connection share one Sync, sent just before the loop waits for I/O, so a
+ * burst of N reads costs one send and one server wake-up instead of N. A
+ * read is answered as soon as its results are in. When a statement in such
+ * a group fails, the server skips the rest of the group (PIPELINE_ABORTED);
+ * those are sent again, which is why every query that joins a group keeps
+ * a copy of its values. */
 #include "db.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 
@@ -14,9 +26,12 @@
 #define BACKOFF_MAX_MS 1000
 #define JANITOR_MS 50
 
+#define STMT_PREPARES (-1) /* the batch of prepares sent on connect */
+#define STMT_SYNC (-2)     /* the Sync that ends a group of reads */
+
 struct query {
     struct query *next;
-    int stmt;         /* -1: the batch of prepares sent on connect */
+    int stmt;         /* or STMT_PREPARES, STMT_SYNC */
     int nparams;
     char **values;    /* copied only while waiting for a connection */
     db_cb cb;         /* NULL once answered (timed out while running) */
@@ -24,6 +39,9 @@ struct query {
     uint64_t deadline;
     PGresult *res;
     bool failed;      /* a prepare failed */
+    bool sync_after;  /* a write: its own Sync follows, answered at it */
+    bool ended;       /* its results are in (the NULL after them came) */
+    bool aborted;     /* skipped: an earlier statement of its group failed */
 };
 
 /* Queries in order: waiting for a connection, or sent on one. */
@@ -42,6 +60,7 @@ struct conn {
     enum conn_state state;
     unsigned epoch;    /* bumped whenever the connection is dropped */
     struct fifo sent;  /* results pending, in send order */
+    int unsynced;      /* sent since the last Sync */
     uv_timer_t retry;
     long backoff;
 };
@@ -50,7 +69,9 @@ struct db {
     uv_loop_t *loop;
     struct db_config cfg;
     char **stmt_names;
+    bool *reads;       /* statement i is a read: it may share a Sync */
     struct conn *conns;
+    uv_prepare_t syncer; /* sends the Syncs a loop iteration left owed */
     struct fifo waiting;
     struct query *free_queries;
     uv_timer_t janitor;
@@ -106,15 +127,39 @@ static struct query *query_new(struct db *db)
 
 static void query_free(struct db *db, struct query *q)
 {
-    if (q->values) {
-        for (int i = 0; i < q->nparams; i++)
-            free(q->values[i]);
-        free(q->values);
-    }
+    free(q->values);
     if (q->res)
         PQclear(q->res);
     q->next = db->free_queries;
     db->free_queries = q;
+}
+
+/* Copies the parameter values into one block the query owns. */
+static void query_keep_values(struct query *q, const char *const *values)
+{
+    size_t len = (size_t)(q->nparams + 1) * sizeof(char *);
+    char *p;
+
+    if (q->values || values == NULL)
+        return;
+    for (int i = 0; i < q->nparams; i++)
+        if (values[i])
+            len += strlen(values[i]) + 1;
+    if ((q->values = malloc(len)) == NULL)
+        abort();
+    p = (char *)(q->values + q->nparams + 1);
+    for (int i = 0; i < q->nparams; i++) {
+        size_t n;
+
+        if (values[i] == NULL) {
+            q->values[i] = NULL;
+            continue;
+        }
+        n = strlen(values[i]) + 1;
+        q->values[i] = memcpy(p, values[i], n);
+        p += n;
+    }
+    q->values[q->nparams] = NULL;
 }
 
 static void fifo_push(struct fifo *f, struct query *q)
@@ -125,6 +170,15 @@ static void fifo_push(struct fifo *f, struct query *q)
     else
         f->head = q;
     f->tail = q;
+    f->n++;
+}
+
+static void fifo_unshift(struct fifo *f, struct query *q)
+{
+    q->next = f->head;
+    f->head = q;
+    if (f->tail == NULL)
+        f->tail = q;
     f->n++;
 }
 
@@ -164,6 +218,7 @@ static void query_answer(struct db *db, struct query *q, enum db_err err, const 
 static void conn_connect(struct conn *c);
 static void conn_drop(struct conn *c, const char *why);
 static void conn_poll(struct conn *c, int events);
+static void on_sync(uv_prepare_t *p);
 
 static bool any_ready(const struct db *db)
 {
@@ -181,27 +236,72 @@ static void fail_waiting(struct db *db, enum db_err err, const char *why)
         query_answer(db, q, err, NULL, why);
 }
 
-/* Sends 'q' on 'c' and appends it to the connection's in-flight list.
- * Returns -1 if the connection broke (q is then still the caller's). */
+/* Ends the group of queries sent on 'c' since the last Sync, and sends
+ * them. A write carries its Sync; a group of reads gets an entry of its
+ * own, as some of them may be answered before it is sent. Returns -1 if
+ * the connection broke. */
+static int conn_sync(struct conn *c)
+{
+    struct db *db = c->db;
+
+    if (db->reads[c->sent.tail->stmt]) {
+        struct query *m = query_new(db);
+
+        m->stmt = STMT_SYNC;
+        m->deadline = uv_now(db->loop) + (uint64_t)db->cfg.timeout_ms;
+        fifo_push(&c->sent, m);
+    } else {
+        c->sent.tail->sync_after = true;
+    }
+    c->unsynced = 0;
+    if (!PQpipelineSync(c->pg))
+        return -1;
+    switch (PQflush(c->pg)) {
+    case 0:
+        return 0;
+    case 1:
+        conn_poll(c, UV_READABLE | UV_WRITABLE);
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+/* Sends 'q' on 'c' and appends it to the connection's in-flight list; a
+ * read's Sync waits for the end of the loop iteration (on_sync). Returns -1
+ * if the connection broke before 'q' was queued on it (it is then still the
+ * caller's), -2 after (conn_drop answers it). */
 static int conn_send(struct conn *c, struct query *q, const char *const *values)
 {
     struct db *db = c->db;
 
+    if (c->unsynced > 0) { /* joins a group: may have to be sent again */
+        query_keep_values(q, values);
+        values = (const char *const *)q->values;
+    }
     if (!PQsendQueryPrepared(c->pg, db->stmt_names[q->stmt], q->nparams, values, NULL, NULL,
-                             0) ||
-        !PQpipelineSync(c->pg))
+                             0))
         return -1;
     fifo_push(&c->sent, q);
-    switch (PQflush(c->pg)) {
-    case 0:
-        break;
-    case 1:
-        conn_poll(c, UV_READABLE | UV_WRITABLE);
-        break;
-    default:
-        return -2; /* queued on c: conn_drop answers it */
-    }
+    c->unsynced++;
+    if (!db->reads[q->stmt])
+        return conn_sync(c) == 0 ? 0 : -2;
+    uv_prepare_start(&db->syncer, on_sync);
     return 0;
+}
+
+/* Before the loop waits for I/O: the Syncs of this iteration's reads. */
+static void on_sync(uv_prepare_t *p)
+{
+    struct db *db = p->data;
+
+    uv_prepare_stop(p);
+    for (int i = 0; i < db->cfg.pool_size; i++) {
+        struct conn *c = &db->conns[i];
+
+        if (c->state == C_READY && c->unsynced > 0 && conn_sync(c) != 0)
+            conn_drop(c, PQerrorMessage(c->pg));
+    }
 }
 
 /* Sends 'q' on 'c'; if the connection broke, 'q' is answered and 'c' dropped. */
@@ -271,81 +371,102 @@ void db_query(struct db *db, int stmt, int nparams, const char *const *values, d
         return;
     }
     /* Waiting: the caller's values may not outlive this call. */
-    q->values = calloc((size_t)nparams + 1, sizeof(char *));
-    if (q->values == NULL)
-        abort();
-    for (int i = 0; i < nparams; i++)
-        if (values[i] && (q->values[i] = strdup(values[i])) == NULL)
-            abort();
+    query_keep_values(q, values);
     fifo_push(&db->waiting, q);
 }
 
-/* Takes every result that has arrived; answers queries in send order. */
-static void conn_read_results(struct conn *c)
+/* Answers 'q', whose results (and Sync, if it had one) are all in; or sends
+ * it again if the server skipped it. Returns false if that broke 'c'. */
+static bool conn_finish(struct conn *c, struct query *q)
 {
     struct db *db = c->db;
     unsigned epoch = c->epoch;
+
+    if (q->stmt == STMT_SYNC) {
+        query_free(db, q);
+        return true;
+    }
+    if (q->stmt == STMT_PREPARES) {
+        bool failed = q->failed;
+        char msg[256];
+
+        snprintf(msg, sizeof(msg), "%s", q->res ? PQresultErrorMessage(q->res) : "no result");
+        query_free(db, q);
+        if (failed) {
+            log_error(NULL, "db: preparing statements failed: %s", msg);
+            conn_drop(c, "prepare failed");
+            return false;
+        }
+        c->state = C_READY;
+        c->backoff = BACKOFF_MIN_MS;
+        log_info(NULL, "db: connection %d ready", (int)(c - db->conns));
+    } else if (q->aborted && q->cb && q->values == NULL && q->nparams > 0) {
+        query_answer(db, q, DB_ERR_INTERNAL, NULL, "skipped, and its values are gone");
+    } else if (q->aborted && q->cb) {
+        /* Skipped, never run: first in line to be sent again. */
+        if (q->res)
+            PQclear(q->res);
+        q->res = NULL;
+        q->failed = q->sync_after = q->ended = q->aborted = false;
+        fifo_unshift(&db->waiting, q);
+        db->stats.resent++;
+    } else if (!q->failed) {
+        query_answer(db, q, DB_OK, NULL, NULL);
+    } else {
+        const char *state = q->res ? PQresultErrorField(q->res, PG_DIAG_SQLSTATE) : NULL;
+        char msg[512];
+
+        snprintf(msg, sizeof(msg), "%s", q->res ? PQresultErrorMessage(q->res) : "");
+        msg[strcspn(msg, "\n")] = '\0';
+        query_answer(db, q, db_map_sqlstate(state), state, msg);
+    }
+    if (c->epoch != epoch)
+        return false; /* a callback's query broke this connection */
+    dispatch_waiting(db);
+    return c->epoch == epoch;
+}
+
+/* Takes every result that has arrived; answers queries in send order. A
+ * query's results end with a NULL; a Sync's with PGRES_PIPELINE_SYNC. */
+static void conn_read_results(struct conn *c)
+{
     int nulls = 0;
 
     while (c->sent.head && !PQisBusy(c->pg)) {
-        PGresult *r = PQgetResult(c->pg);
         struct query *q = c->sent.head;
+        PGresult *r = PQgetResult(c->pg);
 
-        if (r == NULL) { /* end of one query's results: its Sync follows */
-            if (++nulls > 1)
-                break;
-            continue;
-        }
-        nulls = 0;
-        if (PQresultStatus(r) != PGRES_PIPELINE_SYNC) {
+        if (r == NULL) {
+            /* The prepares are one entry with a NULL after each prepare;
+             * a second NULL in a row: nothing more has come. */
+            if (q->ended || q->stmt < 0) {
+                if (++nulls > 1)
+                    break;
+                continue;
+            }
+            nulls = 0;
+            q->ended = true;
+            if (q->sync_after)
+                continue; /* answered at its Sync: a write, after its commit */
+        } else {
             ExecStatusType st = PQresultStatus(r);
 
-            if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
-                q->failed = true;
-            if (q->res == NULL)
-                q->res = r;
-            else
-                PQclear(r);
-            continue;
-        }
-        PQclear(r);
-        fifo_pop(&c->sent);
-
-        if (q->stmt < 0) { /* the prepares */
-            bool failed = q->failed;
-            char msg[256];
-
-            snprintf(msg, sizeof(msg), "%s",
-                     q->res ? PQresultErrorMessage(q->res) : "no result");
-            query_free(db, q);
-            if (failed) {
-                log_error(NULL, "db: preparing statements failed: %s", msg);
-                conn_drop(c, "prepare failed");
-                return;
+            nulls = 0;
+            if (st != PGRES_PIPELINE_SYNC) {
+                if (st == PGRES_PIPELINE_ABORTED)
+                    q->aborted = true;
+                else if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
+                    q->failed = true;
+                if (q->res == NULL && st != PGRES_PIPELINE_ABORTED)
+                    q->res = r;
+                else
+                    PQclear(r);
+                continue;
             }
-            c->state = C_READY;
-            c->backoff = BACKOFF_MIN_MS;
-            log_info(NULL, "db: connection %d ready", (int)(c - db->conns));
-            dispatch_waiting(db);
-            if (c->epoch != epoch)
-                return;
-            continue;
+            PQclear(r);
         }
-
-        if (!q->failed) {
-            query_answer(db, q, DB_OK, NULL, NULL);
-        } else {
-            const char *state = q->res ? PQresultErrorField(q->res, PG_DIAG_SQLSTATE) : NULL;
-            char msg[512];
-
-            snprintf(msg, sizeof(msg), "%s", q->res ? PQresultErrorMessage(q->res) : "");
-            msg[strcspn(msg, "\n")] = '\0';
-            query_answer(db, q, db_map_sqlstate(state), state, msg);
-        }
-        if (c->epoch != epoch)
-            return; /* a callback's query broke this connection */
-        dispatch_waiting(db);
-        if (c->epoch != epoch)
+        fifo_pop(&c->sent);
+        if (!conn_finish(c, q))
             return;
     }
 }
@@ -415,7 +536,7 @@ static void conn_ready_for_queries(struct conn *c)
         return;
     }
     q = query_new(db);
-    q->stmt = -1;
+    q->stmt = STMT_PREPARES;
     q->deadline = uv_now(db->loop) + (uint64_t)db->cfg.timeout_ms;
     fifo_push(&c->sent, q);
     c->state = C_PREPARING;
@@ -485,6 +606,7 @@ static void conn_drop(struct conn *c, const char *why)
     msg[strcspn(msg, "\n")] = '\0';
     c->epoch++;
     c->state = C_DOWN;
+    c->unsynced = 0;
     if (c->poll) {
         uv_close((uv_handle_t *)c->poll, on_poll_closed);
         c->poll = NULL;
@@ -550,7 +672,7 @@ static void on_janitor(uv_timer_t *t)
         struct conn *c = &db->conns[i];
 
         for (struct query *q = c->sent.head; q && q->deadline <= now; q = q->next) {
-            if (q->stmt < 0) {
+            if (q->stmt == STMT_PREPARES) {
                 conn_drop(c, "preparing statements timed out");
                 break;
             }
@@ -583,20 +705,25 @@ struct db *db_new(uv_loop_t *loop, const struct db_config *cfg)
     db->loop = loop;
     db->cfg = *cfg;
     db->stmt_names = calloc((size_t)cfg->nsql, sizeof(char *));
+    db->reads = calloc((size_t)cfg->nsql, sizeof(bool));
     db->conns = calloc((size_t)cfg->pool_size, sizeof(struct conn));
-    if (db->stmt_names == NULL || db->conns == NULL)
+    if (db->stmt_names == NULL || db->reads == NULL || db->conns == NULL)
         abort();
     for (int i = 0; i < cfg->nsql; i++) {
+        const char *sql = cfg->sql[i] + strspn(cfg->sql[i], " \t\r\n(");
         char name[16];
 
         snprintf(name, sizeof(name), "s%d", i);
         if ((db->stmt_names[i] = strdup(name)) == NULL)
             abort();
+        db->reads[i] = strncasecmp(sql, "SELECT", 6) == 0;
     }
+    uv_prepare_init(loop, &db->syncer);
+    db->syncer.data = db;
     uv_timer_init(loop, &db->janitor);
     db->janitor.data = db;
     uv_timer_start(&db->janitor, on_janitor, JANITOR_MS, JANITOR_MS);
-    db->open_handles = 1;
+    db->open_handles = 2;
     for (int i = 0; i < cfg->pool_size; i++) {
         struct conn *c = &db->conns[i];
 
@@ -647,6 +774,7 @@ void db_close(struct db *db, void (*done)(void *arg), void *arg)
     }
     db->janitor.data = db;
     uv_close((uv_handle_t *)&db->janitor, on_timer_closed);
+    uv_close((uv_handle_t *)&db->syncer, on_timer_closed);
 }
 
 void db_free(struct db *db)
@@ -660,6 +788,7 @@ void db_free(struct db *db)
     for (int i = 0; i < db->cfg.nsql; i++)
         free(db->stmt_names[i]);
     free(db->stmt_names);
+    free(db->reads);
     free(db->conns);
     free(db);
 }

@@ -16,7 +16,10 @@ struct db_config {
     const char *host, *port, *user, *dbname;  /* PGPASSWORD etc. come from libpq's environment */
     const char *app_name;     /* application_name */
     const char *options;      /* more "-c name=value" settings, or NULL */
-    const char *const *sql;   /* statement texts, prepared as "s0", "s1", ... */
+    /* Statement texts, prepared as "s0", "s1", ... One that starts with
+     * SELECT is taken for a read, which may share an implicit transaction
+     * with other reads: it must not write (db.c, "Syncs"). */
+    const char *const *sql;
     int nsql;
     int pool_size;            /* connections */
     int pipeline_depth;       /* queries in flight on one connection */
@@ -64,6 +67,7 @@ struct db_stats {
     int connections_ready, connections_down;
     int inflight, waiting;
     uint64_t queries, errors, timeouts, reconnects;
+    uint64_t resent;  /* skipped by the server after a failure in their group */
 };
 void db_get_stats(const struct db *db, struct db_stats *out);
 

@@ -12,6 +12,7 @@ static const char *const sql[] = {
     "SELECT $1::int + 1",
     "SELECT 1 / $1::int",
     "SELECT pg_sleep($1::float8)",
+    "WITH w AS (SELECT 1) SELECT $1::int + 1", /* not a SELECT: a write's own Sync */
 };
 
 static uv_loop_t *loop;
@@ -85,7 +86,7 @@ static struct db *pool(const char *port, int size, int depth, int queue, long ti
                           .port = port,
                           .user = getenv("PGUSER") ? getenv("PGUSER") : "postgres",
                           .dbname = getenv("PGDATABASE") ? getenv("PGDATABASE") : "postgres",
-                          .app_name = "test_db", .sql = sql, .nsql = 3, .pool_size = size,
+                          .app_name = "test_db", .sql = sql, .nsql = (int)(sizeof(sql) / sizeof(sql[0])), .pool_size = size,
                           .pipeline_depth = depth, .queue_max = queue, .timeout_ms = timeout};
     return db_new(loop, &c);
 }
@@ -149,6 +150,28 @@ int main(void)
     db_query(db, 0, 1, (const char *[]){"6"}, count, (void *)6);
     RUN_UNTIL(answered == 20, 5000);
     CHECK(last == 6 && ok == 14);
+
+    /* Reads sent in one loop iteration share a Sync; one that fails makes
+     * the server skip the rest of its group, which are sent again with the
+     * values they were given (the caller's buffer is reused here). */
+    answered = ok = invalid = 0;
+    {
+        static const int stmts[] = {0, 0, 1, 0, 3, 0, 0, 1, 0, 0};
+        static const char *const vals[] = {"1", "2", "0", "3", "4", "5", "6", "0", "7", "8"};
+        struct db_stats st;
+        char v[16];
+
+        for (int i = 0; i < 10; i++) {
+            snprintf(v, sizeof(v), "%s", vals[i]);
+            db_query(db, stmts[i], 1, (const char *[]){v}, count, (void *)(intptr_t)atoi(v));
+            memset(v, '9', sizeof(v) - 1);
+            v[sizeof(v) - 1] = '\0';
+        }
+        RUN_UNTIL(answered == 10, 5000);
+        CHECK(ok == 8 && invalid == 2 && in_order);
+        db_get_stats(db, &st);
+        CHECK(st.resent > 0);
+    }
 
     db_close(db, on_closed, NULL);
     RUN_UNTIL(closed, 2000);
