@@ -21,6 +21,13 @@ struct health {
     bool closed;
 };
 
+/* The process's further conditions (health_require). */
+static struct {
+    bool (*ready)(void *arg);
+    void *arg;
+} required[HEALTH_MAX_REQUIRED];
+static int nrequired;
+
 struct conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
@@ -81,6 +88,16 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(c->buf + c->used, (unsigned)(sizeof(c->buf) - 1 - c->used));
 }
 
+static bool is_ready(struct health *h)
+{
+    if (!h->ready(h->arg))
+        return false;
+    for (int i = 0; i < nrequired; i++)
+        if (!required[i].ready(required[i].arg))
+            return false;
+    return true;
+}
+
 static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
 {
     struct conn *c = stream->data;
@@ -102,7 +119,7 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
         respond(c, 200, "ok\n");
     else if (strcmp(c->buf, "GET /readyz HTTP/1.1") == 0 ||
              strcmp(c->buf, "GET /readyz HTTP/1.0") == 0)
-        c->h->ready(c->h->arg) ? respond(c, 200, "ready\n") : respond(c, 503, "not ready\n");
+        is_ready(c->h) ? respond(c, 200, "ready\n") : respond(c, 503, "not ready\n");
     else
         respond(c, 404, "GET /livez or /readyz\n");
 }
@@ -170,6 +187,15 @@ struct health *health_new(uv_loop_t *loop, const char *host, int port,
     }
     log_info(NULL, "health probes on http://%s:%d/livez and /readyz", host, port);
     return h;
+}
+
+void health_require(bool (*ready)(void *arg), void *arg)
+{
+    if (nrequired == HEALTH_MAX_REQUIRED)
+        abort(); /* a bug: raise HEALTH_MAX_REQUIRED */
+    required[nrequired].ready = ready;
+    required[nrequired].arg = arg;
+    nrequired++;
 }
 
 void health_close(struct health *h)

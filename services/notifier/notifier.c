@@ -30,6 +30,7 @@
 #include "log.h"
 #include "mime.h"
 #include "email_command.h"
+#include "health.h"
 #include "outbox.h"
 #include "smtp.h"
 #include "sql.h"
@@ -462,6 +463,7 @@ static void setup_later(long ms)
 static void setup_failed(const char *what, const char *why)
 {
     log_warn(NULL, "%s: %s; retrying", what, why);
+    N.ready = false; /* not consuming as configured until it succeeds */
     N.setup_backoff = N.setup_backoff * 2 > SETUP_MAX_MS ? SETUP_MAX_MS : N.setup_backoff * 2;
     setup_later(N.setup_backoff);
 }
@@ -545,6 +547,13 @@ static void on_setup_timer(uv_timer_t *t)
 
 /* ---- start and stop ------------------------------------------------------ */
 
+/* Part of /readyz (with the service's NATS, PostgreSQL and events stream):
+ * the MAIL stream and the consumer are in place and NATS is connected. */
+static bool consuming(void *arg)
+{
+    return N.ready && !N.stopping && bus_connected(N.ctx.bus);
+}
+
 int notifier_start(const struct service_ctx *ctx)
 {
     const struct notifier_config *c = &notifier_cfg;
@@ -576,6 +585,7 @@ int notifier_start(const struct service_ctx *ctx)
     srand((unsigned)uv_hrtime() ^ (unsigned)getpid());
     if (bus_subscribe(ctx->bus, DELIVER_SUBJECT, CONSUMER, on_command, NULL) != 0)
         return -1;
+    health_require(consuming, NULL);
     uv_timer_init(ctx->loop, &N.setup_timer);
     N.handles_open = 1;
     N.setup_backoff = SETUP_MIN_MS;

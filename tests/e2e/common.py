@@ -1,11 +1,13 @@
 """common.py - small helpers the e2e tests share."""
 
 
-def fresh(fn=None, **env):
-    """Marks a test as needing its own stack, optionally with extra env."""
+def fresh(fn=None, services=None, **env):
+    """Marks a test as needing its own stack, optionally with extra env and
+    only the given services (default: all of harness.SERVICES)."""
     def mark(f):
         f.fresh = True
         f.env = {k: str(v) for k, v in env.items()} or None
+        f.services = services
         return f
     return mark(fn) if fn else mark
 

@@ -122,7 +122,9 @@ class Stack:
         e.update(self.env_extra)
         return e
 
-    def start(self, name):
+    def start(self, name, env=None):
+        """Starts 'name' (or nats-server), with 'env' added to its
+        environment only (e.g. a HEALTH_PORT no other process may take)."""
         log = os.path.join(self.tmp, name + ".log")
         self.logs.append(log)
         if name == "nats":
@@ -131,8 +133,9 @@ class Stack:
                    "-sd", os.path.join(self.tmp, "nats")]
         else:
             cmd = [os.path.join(BIN_DIR, name)]
+        env = dict(self.env(), **(env or {}))
         with open(log, "ab") as f:
-            self.procs[name] = subprocess.Popen(cmd, env=self.env(), stdout=f,
+            self.procs[name] = subprocess.Popen(cmd, env=env, stdout=f,
                                                 stderr=subprocess.STDOUT)
         if name == "nats":
             wait_until(lambda: self._port_open(self.nats_port), 10, "nats-server")

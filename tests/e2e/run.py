@@ -75,7 +75,8 @@ def run_module(path, pattern):
             t0 = time.monotonic()
             try:
                 if getattr(fn, "fresh", False):
-                    stack = harness.Stack(env=getattr(fn, "env", None))
+                    stack = harness.Stack(env=getattr(fn, "env", None),
+                                          services=getattr(fn, "services", None))
                     stacks.append(stack)
                     stack.up()
                 else:

@@ -3,12 +3,15 @@ SMTP server (mailsink.py) or written as .eml files, each command sent once
 through redeliveries, retries and a crash, its outcome in PostgreSQL and
 on the events stream."""
 import base64
+import http.client
+import json
+import os
 import signal
 import time
 import uuid
 
 from common import check, fresh
-from harness import wait_until
+from harness import free_port, wait_until
 from mailsink import (MailSink, command, email_row, js_publish, mail_files, parse_eml,
                       wait_consumer)
 
@@ -218,3 +221,56 @@ def test_file_transport_writes_a_valid_eml(stack):
     check(att.get_payload(decode=True) == b"hi" and att.get_filename() == "a.txt", "attachment")
     check(m.defects == [] and all(not p.defects for p in m.walk()), "no parser defects")
     check(email_row(stack, cmd["id"]) == ("sent", 1, ""), email_row(stack, cmd["id"]))
+
+
+def readyz(port):
+    """The status of GET /readyz on a health listener, or None when closed."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        conn.request("GET", "/readyz")
+        return conn.getresponse().status
+    except OSError:
+        return None
+    finally:
+        conn.close()
+
+
+@fresh
+def test_readyz_waits_for_the_mail_stream_and_nats(stack):
+    """/readyz is 503 until the notifier has its stream and consumer, though
+    NATS, PostgreSQL and the events stream are there, and while NATS is down."""
+    wait_consumer(stack)
+    check(stack.stop("notifier") == 0, "notifier stopped")
+    # Another stream holds the subjects, so MAIL cannot be made until it goes.
+    r = stack.nats_gather("$JS.API.STREAM.DELETE.MAIL")
+    check(r and r[0].get("success") is True, "MAIL deleted: %r" % r)
+    blocker = {"name": "BLOCKER", "subjects": ["notifier.email.>"], "storage": "memory"}
+    r = stack.nats_gather("$JS.API.STREAM.CREATE.BLOCKER", payload=json.dumps(blocker).encode())
+    check(r and "error" not in r[0], "BLOCKER created: %r" % r)
+    log = os.path.join(stack.tmp, "notifier.log")
+    seen = os.path.getsize(log)
+    port = free_port()
+    stack.start("notifier", env={"HEALTH_PORT": str(port)})
+
+    def setup_failed():
+        with open(log, errors="replace") as f:
+            f.seek(seen)
+            return "mail stream: " in f.read()
+    wait_until(setup_failed, 10, "the notifier failing to make its stream")
+    for _ in range(10):  # across several set-up retries
+        status = readyz(port)
+        check(status == 503, "/readyz without the mail stream: %r" % status)
+        time.sleep(0.1)
+    r = stack.nats_gather("$JS.API.STREAM.DELETE.BLOCKER")
+    check(r and r[0].get("success") is True, "BLOCKER deleted: %r" % r)
+    wait_until(lambda: readyz(port) == 200, 10, "/readyz 200 once the stream is made")
+    wait_consumer(stack, timeout=1)
+
+    stack.stop("nats")
+    wait_until(lambda: readyz(port) == 503, 10, "/readyz 503 with NATS down")
+    stack.start("nats")
+    wait_until(lambda: readyz(port) == 200, 20, "/readyz 200 with NATS back")
+    cmd = command("ready@example.com")
+    ack = js_publish(stack, SUBJECT, cmd, cmd["id"])
+    check(ack.get("stream") == "MAIL", "PubAck: %r" % ack)
+    wait_until(lambda: email_row(stack, cmd["id"]) == ("sent", 1, ""), 10, "the email sent")

@@ -2,7 +2,9 @@
 did (seed-apis.md §3.3), through the notifier to a real SMTP server."""
 import csv
 import io
+import os
 import re
+import time
 
 from common import check, expect, fresh, new_item
 from harness import wait_until
@@ -178,3 +180,25 @@ def test_queued_while_the_notifier_is_down(stack):
     received(stack, mid)
     wait_until(lambda: stack.psql("SELECT state FROM emails WHERE id = '%s'" % mid) == "sent",
                5, "recorded as sent")
+
+
+@fresh(services=["tracker"], **ENV)
+def test_503_when_the_notifier_never_ran(stack):
+    """No notifier has ever run, so no MAIL stream captures the command's
+    subject: the publish has no responders and the report is 503 at once,
+    with nothing queued. Once the notifier has made its stream, the same
+    request is queued and sent."""
+    r = stack.nats_gather("$JS.API.STREAM.INFO.MAIL")
+    check(r and r[0].get("error", {}).get("err_code") == 10059, "no MAIL stream: %r" % r)
+    add_items(stack, 2)
+    t0 = time.monotonic()
+    r = expect(stack.request("POST", "/api/items:report", {"email": "boss@example.com"}), 503)
+    elapsed = time.monotonic() - t0
+    check(r.json() == {"error": "The email service is not available; try again later."}, r)
+    check(elapsed < 2, "at once (no responders), not after a timeout: %.2fs" % elapsed)
+    with open(os.path.join(stack.tmp, "tracker.log"), errors="replace") as f:
+        check("not queued: no stream for the subject" in f.read(), "the tracker logs why")
+    check(stack.psql("SELECT count(*) FROM emails") == "0", "no email recorded")
+    stack.start("notifier")
+    mid = report(stack)["MessageId"]
+    received(stack, mid)
