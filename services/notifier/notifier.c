@@ -574,7 +574,16 @@ int notifier_start(const struct service_ctx *ctx)
 
         if ((N.smtp = smtp_new(ctx->loop, &sc)) == NULL)
             return -1;
-        log_info(NULL, "delivering through %s", c->smtp_url);
+        /* Never the user:password@ a URL may hold. */
+        const char *scheme_end = strstr(c->smtp_url, "://");
+        const char *host = scheme_end ? scheme_end + 3 : c->smtp_url;
+        const char *at = strchr(host, '@');
+        const char *slash = strchr(host, '/');
+
+        if (at && (slash == NULL || at < slash))
+            host = at + 1;
+        log_info(NULL, "delivering through %.*s%s",
+                 scheme_end ? (int)(scheme_end + 3 - c->smtp_url) : 0, c->smtp_url, host);
     } else {
         if (mkdir(c->mail_dir, 0755) != 0 && errno != EEXIST) {
             log_error(NULL, "MAIL_DIR %s: %s", c->mail_dir, strerror(errno));

@@ -274,3 +274,12 @@ def test_readyz_waits_for_the_mail_stream_and_nats(stack):
     ack = js_publish(stack, SUBJECT, cmd, cmd["id"])
     check(ack.get("stream") == "MAIL", "PubAck: %r" % ack)
     wait_until(lambda: email_row(stack, cmd["id"]) == ("sent", 1, ""), 10, "the email sent")
+
+
+@fresh(SMTP_URL=SINK.url.replace("://", "://mailer:s3cr3t-pw@"))
+def test_smtp_credentials_stay_out_of_the_log(stack):
+    log = next(p for p in stack.logs if os.path.basename(p).startswith("notifier"))
+    wait_until(lambda: "delivering through" in open(log).read(), 10, "notifier started")
+    text = open(log).read()
+    check("s3cr3t-pw" not in text and "mailer" not in text, text[-500:])
+    check("delivering through %s" % SINK.url in text, text[-500:])
