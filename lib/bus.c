@@ -891,6 +891,8 @@ void natsMsg_free(void *msg); /* exported by libnats, not declared in nats.h */
 
 void bus_msg_free(natsMsg *msg)
 {
+    if (msg == NULL)
+        return;
 #ifdef HAVE_NATSMSG_FREE
     natsMsg_free(msg);
 #else

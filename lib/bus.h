@@ -22,7 +22,7 @@ struct bus_config {
     void *arg;
 };
 
-/* Receives a message on the loop; the callee owns 'msg' (natsMsg_Destroy). */
+/* Receives a message on the loop; the callee owns 'msg' (bus_msg_free). */
 typedef void (*bus_msg_cb)(void *arg, natsMsg *msg);
 
 enum bus_status {

@@ -90,7 +90,7 @@ static void delivery_free(struct delivery *d)
         sb_free(&d->att_data[i]);
     sb_free(&d->mime);
     json_decref(d->cmd);
-    natsMsg_Destroy(d->msg);
+    bus_msg_free(d->msg);
     free(d);
 }
 
@@ -164,7 +164,8 @@ static int parse_attachments(struct delivery *d, json_t *list, char *err, size_t
     return 0;
 }
 
-/* The command in 'msg' checked (proto/notifier.md), or NULL after logging why. */
+/* The command in 'msg' checked (proto/notifier.md), owning 'msg'; or NULL
+ * after logging why, 'msg' still the caller's. */
 static struct delivery *parse(natsMsg *msg)
 {
     struct delivery *d = calloc(1, sizeof(*d));
@@ -208,6 +209,7 @@ static struct delivery *parse(natsMsg *msg)
     if (err[0]) {
         log_error(NULL, "dropping a malformed command (%.64s): %s",
                   bus_header(msg, "Nats-Msg-Id") ? bus_header(msg, "Nats-Msg-Id") : "no id", err);
+        d->msg = NULL;
         delivery_free(d);
         return NULL;
     }
@@ -427,11 +429,12 @@ static void on_command(void *arg, natsMsg *msg)
 
     if (N.stopping) { /* drained after the stop: give it back at once */
         js_nak(N.ctx.bus, msg, 0);
-        natsMsg_Destroy(msg);
+        bus_msg_free(msg);
         return;
     }
     if ((d = parse(msg)) == NULL) {
         js_term(N.ctx.bus, msg);
+        bus_msg_free(msg);
         return;
     }
     if (N.active < notifier_cfg.concurrency) {
