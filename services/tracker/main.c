@@ -40,6 +40,7 @@ int main(int argc, char **argv)
         .nsql = SQL_COUNT,
         .error_body = error_body,
         .cfg = report_cfg,
+        .start = report_start,
     };
 
     return service_run(&tracker, argc, argv);

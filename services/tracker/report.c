@@ -28,6 +28,15 @@ const struct cfg_key report_cfg[] = {
     {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
+int report_start(const struct service_ctx *ctx)
+{
+    if (!mime_address_ok(mail_from)) {
+        log_error(NULL, "MAIL_FROM '%s' is not an email address", mail_from);
+        return -1;
+    }
+    return 0;
+}
+
 /* Row columns, in ITEM_COLUMNS order. */
 enum { COL_ID, COL_DESCRIPTION, COL_GUIDE, COL_STATUS, COL_USERNAME, COL_ARCHIVED };
 

@@ -8,6 +8,9 @@
 
 extern const struct cfg_key report_cfg[]; /* MAIL_FROM */
 
+/* The service's start hook: refuses a MAIL_FROM the notifier would refuse. */
+int report_start(const struct service_ctx *ctx);
+
 void items_report(struct request *req);
 
 #endif

@@ -4,9 +4,11 @@ import csv
 import io
 import os
 import re
+import subprocess
 import time
 
 from common import check, expect, fresh, new_item
+import harness
 from harness import wait_until
 from mailsink import MailSink, wait_consumer
 
@@ -202,3 +204,13 @@ def test_503_when_the_notifier_never_ran(stack):
     stack.start("notifier")
     mid = report(stack)["MessageId"]
     received(stack, mid)
+
+
+def test_tracker_refuses_a_mail_from_that_is_not_an_address(stack):
+    """The notifier would drop every report from such a sender: the tracker
+    refuses to start with it instead, saying why."""
+    for bad in ("reports", "a b@example.com", "x@example.com\r\nBcc: y@example.com"):
+        out = subprocess.run([os.path.join(harness.BIN_DIR, "tracker")], capture_output=True,
+                             text=True, timeout=20, env=dict(stack.env(), MAIL_FROM=bad))
+        check(out.returncode == 1, "exit 1 for %r, got %d" % (bad, out.returncode))
+        check("MAIL_FROM" in out.stderr + out.stdout, (bad, out.stderr))
