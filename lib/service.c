@@ -380,6 +380,8 @@ static void on_bus_state(void *arg, bool connected)
 
     if (svc->outbox)
         outbox_on_bus(svc->outbox, connected);
+    if (svc->def->bus_state)
+        svc->def->bus_state(connected);
 }
 
 static bool is_ready(void *arg)

@@ -48,6 +48,10 @@ struct service_def {
      * ends that work, closes its handles, then calls done(arg) on the loop. */
     int (*start)(const struct service_ctx *ctx);
     void (*stop)(void (*done)(void *arg), void *arg);
+    /* Optional: NATS connected again, or lost (on the loop). After a
+     * reconnect the server may be another one, or have lost JetStream's
+     * store: work that set up streams or consumers sets them up again. */
+    void (*bus_state)(bool connected);
 };
 
 /* Runs the service until SIGTERM or SIGINT, then stops taking work, finishes

@@ -51,6 +51,7 @@ int main(int argc, char **argv)
         .cfg = cfg,
         .start = notifier_start,
         .stop = notifier_stop,
+        .bus_state = notifier_bus_state,
     };
     int rc;
 

@@ -548,6 +548,16 @@ static void on_setup_timer(uv_timer_t *t)
     ensure_stream(false);
 }
 
+/* Back on NATS: the stream and consumer are checked at once rather than at
+ * the next recheck, for the store may be new. */
+void notifier_bus_state(bool connected)
+{
+    if (connected && N.handles_open > 0 && !N.stopping) {
+        N.setup_backoff = SETUP_MIN_MS;
+        setup_later(0);
+    }
+}
+
 /* ---- start and stop ------------------------------------------------------ */
 
 /* Part of /readyz (with the service's NATS, PostgreSQL and events stream):

@@ -19,5 +19,6 @@ extern struct notifier_config notifier_cfg;
 /* The service's start and stop hooks (service.h). */
 int notifier_start(const struct service_ctx *ctx);
 void notifier_stop(void (*done)(void *arg), void *arg);
+void notifier_bus_state(bool connected);
 
 #endif

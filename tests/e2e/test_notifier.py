@@ -6,6 +6,7 @@ import base64
 import http.client
 import json
 import os
+import shutil
 import signal
 import time
 import uuid
@@ -274,6 +275,24 @@ def test_readyz_waits_for_the_mail_stream_and_nats(stack):
     ack = js_publish(stack, SUBJECT, cmd, cmd["id"])
     check(ack.get("stream") == "MAIL", "PubAck: %r" % ack)
     wait_until(lambda: email_row(stack, cmd["id"]) == ("sent", 1, ""), 10, "the email sent")
+
+
+@fresh(**SMTP_ENV)
+def test_stream_made_again_when_nats_comes_back_without_its_store(stack):
+    """NATS restarts with an empty JetStream store: the notifier makes its
+    stream and consumer again as soon as it reconnects, not at its next
+    periodic check a minute later, and takes commands again."""
+    wait_consumer(stack)
+    stack.stop("nats")
+    shutil.rmtree(os.path.join(stack.tmp, "nats"))
+    stack.start("nats")
+    r = stack.nats_gather("$JS.API.STREAM.INFO.MAIL")
+    check(r and r[0].get("error", {}).get("err_code") == 10059, "the store is empty: %r" % r)
+    wait_consumer(stack, timeout=15)
+    SINK.reset()
+    cmd = command("again@example.com")
+    queue(stack, cmd)
+    SINK.wait_for(cmd["id"])
 
 
 @fresh(SMTP_URL=SINK.url.replace("://", "://mailer:s3cr3t-pw@"))
