@@ -1,5 +1,6 @@
 /* db.h - a pool of non-blocking libpq connections on a libuv loop.
- * Every statement is prepared on every (re)connection; queries are pipelined
+ * Every statement is prepared on every (re)connection and planned once
+ * (plan_cache_mode=force_generic_plan); queries are pipelined
  * on each connection; waiting queries sit in a bounded FIFO with a deadline;
  * broken connections come back with capped exponential backoff. */
 #ifndef CORE_DB_H

@@ -13,6 +13,9 @@ static const char *const sql[] = {
     "SELECT 1 / $1::int",
     "SELECT pg_sleep($1::float8)",
     "WITH w AS (SELECT 1) SELECT $1::int + 1", /* not a SELECT: a write's own Sync */
+    /* $1 + 1 only where statements are planned once (generic plans) */
+    "SELECT CASE current_setting('plan_cache_mode') WHEN 'force_generic_plan' "
+    "THEN $1::int + 1 ELSE -1 END",
 };
 
 static uv_loop_t *loop;
@@ -142,6 +145,14 @@ int main(void)
     db_query(db, 0, 1, (const char *[]){"41"}, count, (void *)41);
     RUN_UNTIL(answered == 18, 5000);
     CHECK(ok == 13 && last == 41 && in_order);
+
+    /* Every connection plans its statements once. */
+    for (int i = 0; i < 4; i++)
+        db_query(db, 4, 1, (const char *[]){"50"}, count, (void *)50);
+    RUN_UNTIL(answered == 22, 5000);
+    CHECK(ok == 17 && last == 50 && in_order);
+    answered -= 4;
+    ok -= 4;
 
     /* A query past its deadline is answered as a timeout (statement_timeout). */
     db_query(db, 2, 1, (const char *[]){"3"}, count, (void *)0);
