@@ -92,3 +92,19 @@ def test_archive(stack):
     expect(stack.request("PUT", "/api/items/%d" % i), 400,
            '{"error":"Unrecognized action None. The only allowed action is \'archive\'."}')
     expect(stack.request("PUT", "/api/items/x:archive"), 400)
+
+
+def test_a_list_larger_than_the_reply_buffer_comes_whole(stack):
+    """Replies are serialised into a 64 KiB buffer first; a larger one (here
+    about 200 KiB of non-ASCII text) is serialised apart, whole and intact."""
+    text = "é€ \"q\" " * 40
+    stack.psql("INSERT INTO work_items (username, guide, description, status) "
+               "SELECT 'big', 'g', '%s' || i, 's' FROM generate_series(1, 600) i" % text)
+    r = expect(stack.request("GET", "/api/items?archived=false"), 200)
+    check(len(r.body) > 128 * 1024, "larger than the buffer: %d bytes" % len(r.body))
+    big = [i for i in r.json() if i["name"] == "big"]
+    check(len(big) == 600, "every row: %d" % len(big))
+    check(sorted(i["description"] for i in big) == sorted(text + str(i) for i in range(1, 601)),
+          "text intact")
+    small = expect(stack.request("GET", "/api/items/%s" % big[0]["id"]), 200).json()
+    check(small == big[0], (small, big[0]))
