@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "bus.h"
+#include "check.h"
 #include "cfg.h"
 #include "discovery.h"
 #include "envelope.h"
@@ -140,6 +141,23 @@ json_t *request_json(struct request *pub, const char **err)
         *err = msg;
     }
     return r->json;
+}
+
+json_t *request_body(struct request *req, const struct field *fields)
+{
+    const char *why;
+    char err[160];
+    json_t *body = request_json(req, &why);
+
+    if (body == NULL) {
+        request_error(req, 400, "%s", why);
+        return NULL;
+    }
+    if (check_object(body, fields, err, sizeof(err)) != 0) {
+        request_error(req, 400, "%s", err);
+        return NULL;
+    }
+    return body;
 }
 
 static void request_free(struct req_impl *r)

@@ -86,6 +86,11 @@ const char *request_query(struct request *req, const char *name);
  * client-readable reason. */
 json_t *request_json(struct request *req, const char **err);
 
+struct field;
+/* The body parsed and checked against 'fields' (check.h): a borrowed
+ * object, or NULL after answering 400 with the reason. */
+json_t *request_body(struct request *req, const struct field *fields);
+
 /* Allocates memory that is freed with the request. Never returns NULL. */
 void *request_alloc(struct request *req, size_t size);
 

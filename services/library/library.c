@@ -135,24 +135,6 @@ static void on_book_added(struct request *req, const struct db_result *r)
                                       "Books.BookID", int_at(r->res, 0, 1)));
 }
 
-/* The body checked against 'fields', or NULL after answering 400. */
-static json_t *body_of(struct request *req, const struct field *fields)
-{
-    const char *why;
-    char err[160];
-    json_t *body = request_json(req, &why);
-
-    if (body == NULL) {
-        request_error(req, 400, "%s", why);
-        return NULL;
-    }
-    if (check_object(body, fields, err, sizeof(err)) != 0) {
-        request_error(req, 400, "%s", err);
-        return NULL;
-    }
-    return body;
-}
-
 static const char *text_of(json_t *body, const char *key)
 {
     return json_string_value(json_object_get(body, key));
@@ -160,7 +142,7 @@ static const char *text_of(json_t *body, const char *key)
 
 void library_book_add(struct request *req)
 {
-    json_t *body = body_of(req, book_fields);
+    json_t *body = request_body(req, book_fields);
     const char *title;
 
     if (body == NULL)
@@ -257,7 +239,7 @@ void library_patron_add(struct request *req)
 
     /* Either form, whole; the first one's messages otherwise. */
     f = json_object_get(body, patron_fields[1][0].name) ? patron_fields[1] : patron_fields[0];
-    if ((body = body_of(req, f)) == NULL)
+    if ((body = request_body(req, f)) == NULL)
         return;
     if (*text_of(body, f[0].name) == '\0' || *text_of(body, f[1].name) == '\0') {
         snprintf(err, sizeof(err), "Fields '%s' and '%s' must not be empty.", f[0].name,

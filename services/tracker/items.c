@@ -122,18 +122,10 @@ static void on_created(struct request *req, const struct db_result *r)
 
 void items_create(struct request *req)
 {
-    const char *why;
-    char err[160];
-    json_t *body = request_json(req, &why);
+    json_t *body = request_body(req, item_fields);
 
-    if (body == NULL) {
-        request_error(req, 400, "%s", why);
+    if (body == NULL)
         return;
-    }
-    if (check_object(body, item_fields, err, sizeof(err)) != 0) {
-        request_error(req, 400, "%s", err);
-        return;
-    }
     request_query_db(req, SQL_ITEM_CREATE, 5,
                      (const char *[]){json_string_value(json_object_get(body, "name")),
                                       json_string_value(json_object_get(body, "guide")),

@@ -213,19 +213,11 @@ out:
 
 void items_report(struct request *req)
 {
-    const char *why;
-    char err[160];
-    json_t *body = request_json(req, &why);
+    json_t *body = request_body(req, report_fields);
     const char *email;
 
-    if (body == NULL) {
-        request_error(req, 400, "%s", why);
+    if (body == NULL)
         return;
-    }
-    if (check_object(body, report_fields, err, sizeof(err)) != 0) {
-        request_error(req, 400, "%s", err);
-        return;
-    }
     email = json_string_value(json_object_get(body, "email"));
     if (!mime_address_ok(email)) {
         request_error(req, 400, "Field 'email' is not an email address.");

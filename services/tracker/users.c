@@ -175,18 +175,10 @@ static const struct field book_fields[] = {
 
 void users_book_add(struct request *req)
 {
-    const char *why;
-    char err[160];
-    json_t *body = request_json(req, &why);
+    json_t *body = request_body(req, book_fields);
 
-    if (body == NULL) {
-        request_error(req, 400, "%s", why);
+    if (body == NULL)
         return;
-    }
-    if (check_object(body, book_fields, err, sizeof(err)) != 0) {
-        request_error(req, 400, "%s", err);
-        return;
-    }
     request_query_db(req, SQL_USER_BOOK_ADD, 5,
                      (const char *[]){user_id(req),
                                       json_string_value(json_object_get(body, "isbn")),
