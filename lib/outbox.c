@@ -14,6 +14,7 @@
 #include <string.h>
 #include <jansson.h>
 
+#include "js.h"
 #include "log.h"
 
 const char *const outbox_sql[OUTBOX_SQL_COUNT] = {
@@ -29,7 +30,6 @@ enum { COL_SEQ, COL_ID, COL_SUBJECT, COL_EVENT };
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
-#define JS_ERR_STREAM_NAME_IN_USE 10058 /* exists with another configuration */
 
 enum state {
     ST_NO_STREAM, /* waiting for NATS, or to retry creating the stream */
@@ -113,26 +113,6 @@ static void rest(struct outbox *ob, enum state state)
 
 /* ---- the stream ---------------------------------------------------------- */
 
-/* The error code of a JetStream API reply, 0 when it succeeded, -1 when the
- * reply is not one. */
-static int js_error(natsMsg *reply, const char **text)
-{
-    json_t *j = json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, NULL);
-    json_t *err;
-    int code = -1;
-
-    *text = "not a JetStream reply";
-    if (j && (err = json_object_get(j, "error")) != NULL) {
-        code = (int)json_integer_value(json_object_get(err, "err_code"));
-        *text = code == JS_ERR_STREAM_NAME_IN_USE ? "stream exists with another configuration"
-                                                   : "JetStream refused the stream";
-    } else if (j) {
-        code = 0;
-    }
-    json_decref(j);
-    return code;
-}
-
 static char *stream_config(const struct outbox *ob)
 {
     const int64_t sec = 1000000000;
@@ -155,16 +135,10 @@ static char *stream_config(const struct outbox *ob)
 
 static void send_stream_request(struct outbox *ob, const char *verb);
 
-static void on_stream_reply(void *arg, enum bus_status status, natsMsg *reply)
+static void on_stream_reply(void *arg, int code, const char *why)
 {
     struct outbox *ob = arg;
-    const char *why = bus_status_name(status);
-    int code = -1;
 
-    if (status == BUS_OK) {
-        code = js_error(reply, &why);
-        bus_msg_free(reply);
-    }
     if (code == JS_ERR_STREAM_NAME_IN_USE && !ob->closing) {
         send_stream_request(ob, "UPDATE");
         return;
@@ -182,18 +156,17 @@ static void on_stream_reply(void *arg, enum bus_status status, natsMsg *reply)
 
 static void send_stream_request(struct outbox *ob, const char *verb)
 {
-    char subject[160];
+    char what[160];
     char *config = stream_config(ob);
-    enum bus_status why = BUS_UNAVAILABLE;
 
-    snprintf(subject, sizeof(subject), "$JS.API.STREAM.%s.%s", verb, ob->cfg.stream);
+    snprintf(what, sizeof(what), "STREAM.%s.%s", verb, ob->cfg.stream);
     ob->state = ST_ENSURING;
-    if (config == NULL ||
-        !bus_request(ob->bus, subject, NULL, 0, config, (int)strlen(config), 0,
-                     on_stream_reply, ob, &why)) {
+    if (config == NULL) {
         ob->failed = true;
         rest(ob, ST_NO_STREAM);
+        return;
     }
+    js_api(ob->bus, what, config, on_stream_reply, ob); /* may answer at once */
     free(config);
 }
 

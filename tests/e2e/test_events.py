@@ -1,9 +1,11 @@
 """Domain events: each state change gives exactly one event on the stream,
 in commit order, through NATS outages, crashes and slow subscribers."""
+import json
 import threading
 import uuid
 
 from common import check, expect, fresh
+from harness import wait_until
 
 
 def rid():
@@ -146,3 +148,26 @@ def test_slow_subscriber_gets_every_event(stack):
     check(len(acked_ids) == total, "every event delivered: %d of %d" % (len(acked_ids), total))
     check(any(e["deliveries"] > 1 for e in events), "some were redelivered")
     check(len({e["event"]["data"]["description"] for e in mine(events)}) == 5, "all 5 of ours")
+
+
+def test_stream_with_another_configuration_is_updated(stack):
+    """A service that finds the events stream configured otherwise (another
+    max_age here) updates it to its own configuration and publishes."""
+    def info():
+        return stack.nats_gather("$JS.API.STREAM.INFO.EVENTS")[0]["config"]
+
+    want = info()["max_age"]
+    check(stack.stop("tracker") == 0, "tracker stopped")
+    changed = dict(info(), max_age=3600 * 10**9)
+    r = stack.nats_gather("$JS.API.STREAM.UPDATE.EVENTS", payload=json.dumps(changed).encode())
+    check(r and "error" not in r[0] and info()["max_age"] == 3600 * 10**9, "changed: %r" % r)
+    stack.start("tracker")
+    stack.wait_ready()
+    wait_until(lambda: info()["max_age"] == want, 10, "the stream's own max_age back")
+    request_id = rid()
+    expect(stack.request("POST", "/api/items", {"name": "u", "guide": "g", "description": "d",
+                                                "status": "s"}, {"X-Request-Id": request_id}),
+           200)
+    stack.wait_outbox_empty("tracker")
+    check(len(of_request(stack.events("--idle-ms", "700", "events.tracker.>"), request_id))
+          == 1, "the item's event")
