@@ -1,6 +1,7 @@
 /* js.c - JetStream on the loop, over the bus (see js.h). */
 #include "js.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +110,61 @@ void js_api(struct bus *bus, const char *what, const char *body, js_api_cb cb, v
     if (!bus_request(bus, subject, NULL, 0, body, (int)strlen(body), 0, on_api_reply, c,
                      &why))
         on_api_reply(c, why, NULL);
+}
+
+#define JS_ERR_STREAM_NAME_IN_USE 10058 /* the stream exists with another configuration */
+
+struct ensure {
+    struct bus *bus;
+    char *config;
+    char name[128];
+    bool updating;
+    js_api_cb cb;
+    void *arg;
+};
+
+static void ensure_step(struct ensure *e);
+
+static void on_ensure_reply(void *arg, int code, const char *error)
+{
+    struct ensure *e = arg;
+
+    if (code == JS_ERR_STREAM_NAME_IN_USE && !e->updating) {
+        e->updating = true;
+        ensure_step(e);
+        return;
+    }
+    e->cb(e->arg, code, error);
+    free(e->config);
+    free(e);
+}
+
+static void ensure_step(struct ensure *e)
+{
+    char what[160];
+
+    snprintf(what, sizeof(what), "STREAM.%s.%s", e->updating ? "UPDATE" : "CREATE", e->name);
+    js_api(e->bus, what, e->config, on_ensure_reply, e); /* may answer at once */
+}
+
+void js_stream_ensure(struct bus *bus, const json_t *config, js_api_cb cb, void *arg)
+{
+    const char *name = json_string_value(json_object_get(config, "name"));
+    struct ensure *e;
+
+    if (name == NULL || *name == '\0' || strlen(name) >= sizeof(e->name)) {
+        cb(arg, -1, "stream configuration without a usable name");
+        return;
+    }
+    e = malloc(sizeof(*e));
+    if (e == NULL || (e->config = json_dumps(config, JSON_COMPACT)) == NULL)
+        abort();
+    e->bus = bus;
+    snprintf(e->name, sizeof(e->name), "%s", name);
+    e->updating = false;
+    e->cb = cb;
+    e->arg = arg;
+    ensure_step(e);
 }
 
 static int reply_to(struct bus *bus, natsMsg *msg, const char *body)

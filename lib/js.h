@@ -9,6 +9,8 @@
 
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "bus.h"
 
 enum js_status {
@@ -36,7 +38,11 @@ typedef void (*js_api_cb)(void *arg, int code, const char *error);
  * js_publish. */
 void js_api(struct bus *bus, const char *what, const char *body, js_api_cb cb, void *arg);
 
-#define JS_ERR_STREAM_NAME_IN_USE 10058 /* the stream exists with another configuration */
+/* Makes the stream 'config' (its JetStream configuration, "name" included;
+ * borrowed) exist as configured: creates it, or updates it when it exists
+ * with another configuration. 'cb' exactly once, as for js_api, with the
+ * last step's outcome. */
+void js_stream_ensure(struct bus *bus, const json_t *config, js_api_cb cb, void *arg);
 
 /* Replies to a message from a consumer with explicit acks (fire and
  * forget: a lost ack means a redelivery after AckWait). 0 or -1. */

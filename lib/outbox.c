@@ -113,36 +113,25 @@ static void rest(struct outbox *ob, enum state state)
 
 /* ---- the stream ---------------------------------------------------------- */
 
-static char *stream_config(const struct outbox *ob)
+static json_t *stream_config(const struct outbox *ob)
 {
     const int64_t sec = 1000000000;
     int64_t max_age = (int64_t)ob->cfg.max_age_s * sec;
     int64_t window = 2 * 60 * sec; /* the duplicate window must not exceed max_age */
-    json_t *cfg;
-    char *text;
 
     if (max_age > 0 && window > max_age)
         window = max_age;
-    cfg = json_pack("{s:s, s:[s], s:s, s:s, s:I, s:I, s:I, s:I, s:s}", "name", ob->cfg.stream,
-                    "subjects", "events.>", "retention", "limits", "storage", "file", "max_age",
-                    (json_int_t)max_age, "max_bytes", (json_int_t)ob->cfg.max_bytes,
-                    "num_replicas", (json_int_t)ob->cfg.replicas, "duplicate_window",
-                    (json_int_t)window, "discard", "old");
-    text = json_dumps(cfg, JSON_COMPACT);
-    json_decref(cfg);
-    return text;
+    return json_pack("{s:s, s:[s], s:s, s:s, s:I, s:I, s:I, s:I, s:s}", "name", ob->cfg.stream,
+                     "subjects", "events.>", "retention", "limits", "storage", "file", "max_age",
+                     (json_int_t)max_age, "max_bytes", (json_int_t)ob->cfg.max_bytes,
+                     "num_replicas", (json_int_t)ob->cfg.replicas, "duplicate_window",
+                     (json_int_t)window, "discard", "old");
 }
 
-static void send_stream_request(struct outbox *ob, const char *verb);
-
-static void on_stream_reply(void *arg, int code, const char *why)
+static void on_stream_ready(void *arg, int code, const char *why)
 {
     struct outbox *ob = arg;
 
-    if (code == JS_ERR_STREAM_NAME_IN_USE && !ob->closing) {
-        send_stream_request(ob, "UPDATE");
-        return;
-    }
     if (code == 0) {
         log_info(NULL, "events stream %s ready", ob->cfg.stream);
         ob->kicked = true; /* rows a previous run left */
@@ -154,28 +143,22 @@ static void on_stream_reply(void *arg, int code, const char *why)
     rest(ob, ST_NO_STREAM);
 }
 
-static void send_stream_request(struct outbox *ob, const char *verb)
+static void ensure_stream(struct outbox *ob)
 {
-    char what[160];
-    char *config = stream_config(ob);
+    json_t *config;
 
-    snprintf(what, sizeof(what), "STREAM.%s.%s", verb, ob->cfg.stream);
+    if (ob->state != ST_NO_STREAM || ob->closing || !bus_connected(ob->bus))
+        return;
+    uv_timer_stop(&ob->timer);
     ob->state = ST_ENSURING;
+    config = stream_config(ob);
     if (config == NULL) {
         ob->failed = true;
         rest(ob, ST_NO_STREAM);
         return;
     }
-    js_api(ob->bus, what, config, on_stream_reply, ob); /* may answer at once */
-    free(config);
-}
-
-static void ensure_stream(struct outbox *ob)
-{
-    if (ob->state != ST_NO_STREAM || ob->closing || !bus_connected(ob->bus))
-        return;
-    uv_timer_stop(&ob->timer);
-    send_stream_request(ob, "CREATE");
+    js_stream_ensure(ob->bus, config, on_stream_ready, ob); /* may answer at once */
+    json_decref(config);
 }
 
 /* ---- one pass ------------------------------------------------------------ */

@@ -502,14 +502,9 @@ static void ensure_consumer(void)
     json_decref(body);
 }
 
-static void ensure_stream(bool update);
-
 static void on_stream(void *arg, int code, const char *why)
 {
-    if (code == JS_ERR_STREAM_NAME_IN_USE && arg == NULL) { /* another configuration */
-        ensure_stream(true);
-        return;
-    }
+    (void)arg;
     if (code != 0) {
         setup_failed("mail stream", why);
         return;
@@ -519,21 +514,20 @@ static void on_stream(void *arg, int code, const char *why)
 
 /* WorkQueue retention: a command leaves the stream when it is acked. Full,
  * the stream refuses new commands rather than dropping old ones. */
-static void ensure_stream(bool update)
+static void ensure_stream(void)
 {
-    char what[128];
     json_t *cfg = json_pack("{s:s, s:[s], s:s, s:s, s:I, s:s, s:I, s:I}", "name",
                             notifier_cfg.stream, "subjects", NOTIFIER_STREAM_SUBJECTS,
                             "retention", "workqueue", "storage", "file", "max_bytes",
                             (json_int_t)notifier_cfg.stream_max_bytes, "discard", "new",
                             "duplicate_window", (json_int_t)120 * 1000000000,
                             "num_replicas", (json_int_t)notifier_cfg.stream_replicas);
-    char *text = json_dumps(cfg, JSON_COMPACT);
 
-    snprintf(what, sizeof(what), "STREAM.%s.%s", update ? "UPDATE" : "CREATE",
-             notifier_cfg.stream);
-    js_api(N.ctx.bus, what, text, on_stream, update ? &N : NULL);
-    free(text);
+    if (cfg == NULL) {
+        setup_failed("mail stream", "no memory for its configuration");
+        return;
+    }
+    js_stream_ensure(N.ctx.bus, cfg, on_stream, NULL);
     json_decref(cfg);
 }
 
@@ -545,7 +539,7 @@ static void on_setup_timer(uv_timer_t *t)
         setup_later(SETUP_MIN_MS);
         return;
     }
-    ensure_stream(false);
+    ensure_stream();
 }
 
 /* Back on NATS: the stream and consumer are checked at once rather than at

@@ -295,6 +295,27 @@ def test_stream_made_again_when_nats_comes_back_without_its_store(stack):
     SINK.wait_for(cmd["id"])
 
 
+def test_stream_with_another_configuration_is_updated(stack):
+    """The notifier finds its MAIL stream configured otherwise (another
+    max_bytes here): it updates the stream to its own configuration and
+    takes commands again."""
+    def info():
+        return stack.nats_gather("$JS.API.STREAM.INFO.MAIL")[0]["config"]
+
+    wait_consumer(stack)
+    want = info()["max_bytes"]
+    check(stack.stop("notifier") == 0, "notifier stopped")
+    changed = dict(info(), max_bytes=want // 2)
+    r = stack.nats_gather("$JS.API.STREAM.UPDATE.MAIL", payload=json.dumps(changed).encode())
+    check(r and "error" not in r[0] and info()["max_bytes"] == want // 2, "changed: %r" % r)
+    stack.start("notifier")
+    wait_until(lambda: info()["max_bytes"] == want, 10, "the stream's own max_bytes back")
+    SINK.reset()
+    cmd = command("updated@example.com")
+    queue(stack, cmd)
+    SINK.wait_for(cmd["id"])
+
+
 @fresh(SMTP_URL=SINK.url.replace("://", "://mailer:s3cr3t-pw@"))
 def test_smtp_credentials_stay_out_of_the_log(stack):
     log = next(p for p in stack.logs if os.path.basename(p).startswith("notifier"))
