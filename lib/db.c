@@ -195,23 +195,38 @@ static struct query *fifo_pop(struct fifo *f)
     return q;
 }
 
-/* Calls the query's callback at most once, then frees it. */
-static void query_answer(struct db *db, struct query *q, enum db_err err, const char *sqlstate,
+/* Counts an answer and gives it to 'cb': the one place a caller hears back. */
+static void answer(struct db *db, db_cb cb, void *arg, enum db_err err, const char *sqlstate,
+                   const char *message, PGresult *res)
+{
+    struct db_result r = {err, sqlstate ? sqlstate : "", message ? message : "",
+                          err == DB_OK ? res : NULL};
+
+    db->stats.queries++;
+    if (err != DB_OK)
+        db->stats.errors++;
+    if (err == DB_ERR_TIMEOUT)
+        db->stats.timeouts++;
+    cb(arg, &r);
+}
+
+/* Answers 'q' if nobody has heard back for it yet: 'q' stays to be freed. */
+static void query_notify(struct db *db, struct query *q, enum db_err err, const char *sqlstate,
                          const char *message)
 {
     db_cb cb = q->cb;
 
     if (cb) {
-        struct db_result r = {err, sqlstate ? sqlstate : "", message ? message : "",
-                              err == DB_OK ? q->res : NULL};
         q->cb = NULL;
-        db->stats.queries++;
-        if (err != DB_OK)
-            db->stats.errors++;
-        if (err == DB_ERR_TIMEOUT)
-            db->stats.timeouts++;
-        cb(q->arg, &r);
+        answer(db, cb, q->arg, err, sqlstate, message, q->res);
     }
+}
+
+/* Answers 'q' (at most once, as above), then frees it. */
+static void query_answer(struct db *db, struct query *q, enum db_err err, const char *sqlstate,
+                         const char *message)
+{
+    query_notify(db, q, err, sqlstate, message);
     query_free(db, q);
 }
 
@@ -348,10 +363,7 @@ void db_query(struct db *db, int stmt, int nparams, const char *const *values, d
     struct conn *c;
 
     if (db->closing || !any_ready(db)) {
-        struct db_result r = {DB_ERR_UNAVAILABLE, "", "no database connection", NULL};
-        db->stats.queries++;
-        db->stats.errors++;
-        cb(arg, &r);
+        answer(db, cb, arg, DB_ERR_UNAVAILABLE, NULL, "no database connection", NULL);
         return;
     }
     q = query_new(db);
@@ -683,13 +695,7 @@ static void on_janitor(uv_timer_t *t)
                 break;
             }
             if (q->cb) {
-                struct db_result r = {DB_ERR_TIMEOUT, "", "query deadline passed", NULL};
-                db_cb cb = q->cb;
-
-                q->cb = NULL;
-                db->stats.queries++;
-                db->stats.timeouts++;
-                cb(q->arg, &r);
+                query_notify(db, q, DB_ERR_TIMEOUT, NULL, "query deadline passed");
             } else if (q->deadline + (uint64_t)db->cfg.timeout_ms <= now) {
                 /* statement_timeout did not end it: the server is gone. */
                 conn_drop(c, "no answer from the server");
