@@ -21,6 +21,13 @@ struct field {
  * within their length. Returns 0, or -1 with a message in 'err'. */
 int check_object(json_t *v, const struct field *fields, char *err, size_t errsize);
 
+/* The string member 'key' of 'obj', or NULL when it is absent or not a
+ * string (after check_object, a required F_STRING is always there). */
+static inline const char *field_text(const json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
 /* Parses a decimal integer of 32 bits (what a serial column holds). */
 int check_int32(const char *s, long *out);
 

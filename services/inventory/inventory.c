@@ -74,7 +74,7 @@ static const char *instance_id(struct request *req)
 static const char *empty_field(json_t *v, const struct field *fields)
 {
     for (const struct field *f = fields; f->name; f++)
-        if (f->type == F_STRING && *json_string_value(json_object_get(v, f->name)) == '\0')
+        if (f->type == F_STRING && *field_text(v, f->name) == '\0')
             return f->name;
     return NULL;
 }
@@ -170,8 +170,8 @@ void inventory_add(struct request *req)
         return;
     }
     request_query_db(req, SQL_INSTANCE_ADD, 5,
-                     (const char *[]){id, json_string_value(json_object_get(body, "aws_region")),
-                                      json_string_value(json_object_get(body, "aws_account")),
+                     (const char *[]){id, field_text(body, "aws_region"),
+                                      field_text(body, "aws_account"),
                                       packages, cause(req)},
                      on_added);
     free(packages);

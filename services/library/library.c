@@ -135,11 +135,6 @@ static void on_book_added(struct request *req, const struct db_result *r)
                                       "Books.BookID", int_at(r->res, 0, 1)));
 }
 
-static const char *text_of(json_t *body, const char *key)
-{
-    return json_string_value(json_object_get(body, key));
-}
-
 void library_book_add(struct request *req)
 {
     json_t *body = request_body(req, book_fields);
@@ -147,14 +142,14 @@ void library_book_add(struct request *req)
 
     if (body == NULL)
         return;
-    title = text_of(body, "Books.Title");
-    if (*title == '\0' || *text_of(body, "Authors.LastName") == '\0') {
+    title = field_text(body, "Books.Title");
+    if (*title == '\0' || *field_text(body, "Authors.LastName") == '\0') {
         request_error(req, 400, "Fields 'Books.Title' and 'Authors.LastName' must not be empty.");
         return;
     }
     request_query_db(req, SQL_BOOK_ADD, 4,
-                     (const char *[]){title, text_of(body, "Authors.FirstName"),
-                                      text_of(body, "Authors.LastName"), cause(req)},
+                     (const char *[]){title, field_text(body, "Authors.FirstName"),
+                                      field_text(body, "Authors.LastName"), cause(req)},
                      on_book_added);
 }
 
@@ -241,14 +236,14 @@ void library_patron_add(struct request *req)
     f = json_object_get(body, patron_fields[1][0].name) ? patron_fields[1] : patron_fields[0];
     if ((body = request_body(req, f)) == NULL)
         return;
-    if (*text_of(body, f[0].name) == '\0' || *text_of(body, f[1].name) == '\0') {
+    if (*field_text(body, f[0].name) == '\0' || *field_text(body, f[1].name) == '\0') {
         snprintf(err, sizeof(err), "Fields '%s' and '%s' must not be empty.", f[0].name,
                  f[1].name);
         request_error(req, 400, "%s", err);
         return;
     }
     request_query_db(req, SQL_PATRON_ADD, 3,
-                     (const char *[]){text_of(body, f[0].name), text_of(body, f[1].name),
+                     (const char *[]){field_text(body, f[0].name), field_text(body, f[1].name),
                                       cause(req)},
                      on_patron_added);
 }

@@ -113,11 +113,6 @@ static const struct field attachment_fields[] = {
     {NULL, 0, false, 0},
 };
 
-static const char *str(json_t *obj, const char *key)
-{
-    return json_string_value(json_object_get(obj, key));
-}
-
 /* "type/subtype" of token characters: nothing that could end the header. */
 static bool content_type_ok(const char *t)
 {
@@ -147,8 +142,10 @@ static int parse_attachments(struct delivery *d, json_t *list, char *err, size_t
 
         if (check_object(a, attachment_fields, err, errsize) != 0)
             return -1;
-        type = str(a, "contentType") ? str(a, "contentType") : "application/octet-stream";
-        data = str(a, "content");
+        type = field_text(a, "contentType");
+        if (type == NULL)
+            type = "application/octet-stream";
+        data = field_text(a, "content");
         if (!content_type_ok(type)) {
             snprintf(err, errsize, "attachment %zu: bad contentType", i);
             return -1;
@@ -158,7 +155,7 @@ static int parse_attachments(struct delivery *d, json_t *list, char *err, size_t
             snprintf(err, errsize, "attachment %zu: content is not base64", i);
             return -1;
         }
-        d->att[i] = (struct mime_attachment){str(a, "filename"), type, d->att_data[i].data,
+        d->att[i] = (struct mime_attachment){field_text(a, "filename"), type, d->att_data[i].data,
                                              d->att_data[i].len};
     }
     return 0;
@@ -181,12 +178,14 @@ static struct delivery *parse(natsMsg *msg)
     if (cmd == NULL) {
         snprintf(err, sizeof(err), "not a JSON object");
     } else if (check_object(cmd, command_fields, err, sizeof(err)) == 0) {
-        d->id = str(cmd, "id");
-        d->from = str(cmd, "from") ? str(cmd, "from") : notifier_cfg.mail_from;
-        d->subject = str(cmd, "subject");
-        d->text = str(cmd, "text");
-        d->html = str(cmd, "html");
-        d->request_id = str(cmd, "requestId");
+        d->id = field_text(cmd, "id");
+        d->from = field_text(cmd, "from");
+        if (d->from == NULL)
+            d->from = notifier_cfg.mail_from;
+        d->subject = field_text(cmd, "subject");
+        d->text = field_text(cmd, "text");
+        d->html = field_text(cmd, "html");
+        d->request_id = field_text(cmd, "requestId");
         to = json_object_get(cmd, "to");
         if (!mime_id_ok(d->id))
             snprintf(err, sizeof(err), "id: 1 to %d characters of A-Z a-z 0-9 . _ -", MIME_ID_MAX);

@@ -127,10 +127,10 @@ void items_create(struct request *req)
     if (body == NULL)
         return;
     request_query_db(req, SQL_ITEM_CREATE, 5,
-                     (const char *[]){json_string_value(json_object_get(body, "name")),
-                                      json_string_value(json_object_get(body, "guide")),
-                                      json_string_value(json_object_get(body, "description")),
-                                      json_string_value(json_object_get(body, "status")),
+                     (const char *[]){field_text(body, "name"),
+                                      field_text(body, "guide"),
+                                      field_text(body, "description"),
+                                      field_text(body, "status"),
                                       req->id},
                      on_created);
 }

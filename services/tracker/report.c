@@ -179,8 +179,7 @@ static void on_items(struct request *req, const struct db_result *r)
         goto out;
     }
     cmd = json_pack("{s:s, s:s, s:[s], s:s, s:s, s:s, s:s}", "id", (char *)req->data, "from",
-                    mail_from, "to", json_string_value(json_object_get(request_json(req, &why),
-                                                                       "email")),
+                    mail_from, "to", field_text(request_json(req, &why), "email"),
                     "subject", "Work items", "text", text.data, "html", html.data,
                     "requestId", req->id);
     if (cmd == NULL) { /* only on text that is not UTF-8 */
@@ -218,7 +217,7 @@ void items_report(struct request *req)
 
     if (body == NULL)
         return;
-    email = json_string_value(json_object_get(body, "email"));
+    email = field_text(body, "email");
     if (!mime_address_ok(email)) {
         request_error(req, 400, "Field 'email' is not an email address.");
         return;

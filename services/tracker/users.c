@@ -110,7 +110,7 @@ static void add(struct request *req)
     json_t *body = request_json(req, &(const char *){NULL});
 
     request_query_db(req, SQL_USER_ADD, 2,
-                     (const char *[]){json_string_value(json_object_get(body, "name")),
+                     (const char *[]){field_text(body, "name"),
                                       cause(req)},
                      on_put);
 }
@@ -133,7 +133,7 @@ void users_put(struct request *req)
         return;
     }
     uid = json_object_get(body, "userId");
-    if (*json_string_value(json_object_get(body, "name")) == '\0' ||
+    if (*field_text(body, "name") == '\0' ||
         (uid && *json_string_value(uid) == '\0')) {
         request_error(req, 400, "Please provide both \"userId\" and \"name\"");
         return;
@@ -146,7 +146,7 @@ void users_put(struct request *req)
     }
     request_query_db(req, SQL_USER_PUT, 3,
                      (const char *[]){json_string_value(uid),
-                                      json_string_value(json_object_get(body, "name")),
+                                      field_text(body, "name"),
                                       cause(req)},
                      on_put);
 }
@@ -181,9 +181,9 @@ void users_book_add(struct request *req)
         return;
     request_query_db(req, SQL_USER_BOOK_ADD, 5,
                      (const char *[]){user_id(req),
-                                      json_string_value(json_object_get(body, "isbn")),
-                                      json_string_value(json_object_get(body, "name")),
-                                      json_string_value(json_object_get(body, "author")),
+                                      field_text(body, "isbn"),
+                                      field_text(body, "name"),
+                                      field_text(body, "author"),
                                       cause(req)},
                      on_success);
 }
