@@ -158,6 +158,14 @@ int main(void)
     db_query(db, 2, 1, (const char *[]){"3"}, count, (void *)0);
     RUN_UNTIL(answered == 19, 5000);
     CHECK(timeouts == 1);
+    {
+        struct db_stats st;
+
+        /* Every answer counted once; a timeout is an error too, whichever
+         * side ended it (statement_timeout or the pool's deadline). */
+        db_get_stats(db, &st);
+        CHECK(st.queries == 23 && st.errors == 6 && st.timeouts == 1);
+    }
     db_query(db, 0, 1, (const char *[]){"6"}, count, (void *)6);
     RUN_UNTIL(answered == 20, 5000);
     CHECK(last == 6 && ok == 14);
