@@ -589,6 +589,11 @@ bool bus_connected(const struct bus *bus)
     return bus->connected;
 }
 
+int64_t bus_max_payload(const struct bus *bus)
+{
+    return bus->nc ? natsConnection_GetMaxPayload(bus->nc) : 0;
+}
+
 /* Subscriptions asked for before the first connection are made once it is
  * up; nats.c replays them on every reconnect. */
 static int subscribe(struct bus *bus, struct bus_sub *bs)

@@ -71,6 +71,10 @@ const char *bus_reply_subject(natsMsg *msg);
 int bus_publish(struct bus *bus, const char *subject, const char *const *headers, int nheaders,
                 const char *data, int len);
 
+/* The largest message the server accepts, headers included (its
+ * max_payload), or 0 before the first connection. */
+int64_t bus_max_payload(const struct bus *bus);
+
 /* bus_request flags. BUS_REPLY_TO: the responder honours the Reply-To
  * header (bus_reply_subject), so its answer is taken on the loop without a
  * thread hand-off; any other responder still answers the NATS reply

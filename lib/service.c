@@ -2,6 +2,7 @@
  * the PostgreSQL pool, request lifetimes and graceful shutdown. */
 #include "service.h"
 
+#include <inttypes.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -122,6 +123,25 @@ const char *request_query(struct request *req, const char *name)
     return url_query_get(req->query, name, out, size) >= 0 ? out : NULL;
 }
 
+bool request_page(struct request *req, struct page *p)
+{
+    const char *limit = request_query(req, "limit"), *offset = request_query(req, "offset");
+    long n;
+
+    if (limit && (check_int32(limit, &n) != 0 || n < 1 || n > PAGE_MAX)) {
+        request_error(req, 400, "Query parameter 'limit' must be an integer from 1 to %d.",
+                      PAGE_MAX);
+        return false;
+    }
+    if (offset && (check_int32(offset, &n) != 0 || n < 0)) {
+        request_error(req, 400, "Query parameter 'offset' must be an integer from 0.");
+        return false;
+    }
+    p->limit = limit;
+    p->offset = offset ? offset : "0";
+    return true;
+}
+
 json_t *request_json(struct request *pub, const char **err)
 {
     struct req_impl *r = (struct req_impl *)pub;
@@ -197,6 +217,7 @@ static void reply_raw(struct req_impl *r, int status, const char *body, size_t l
  * publish copies: json_dumps would grow a buffer by doubling and copy it
  * once more for every reply (about a quarter of a 20-row list's cost). */
 #define REPLY_BUF (64 * 1024)
+#define REPLY_HEADROOM 1024 /* for the reply's headers and protocol line */
 
 void request_reply(struct request *pub, int status, json_t *body)
 {
@@ -223,7 +244,19 @@ void request_reply(struct request *pub, int status, json_t *body)
         reply_raw(r, 500, "{\"error\":\"internal error\"}", 26);
         return;
     }
-    reply_raw(r, status, big, strlen(big));
+    n = strlen(big);
+    if (n + REPLY_HEADROOM > (size_t)bus_max_payload(r->svc->bus)) {
+        /* NATS would refuse it, and the caller would wait for its timeout. */
+        int64_t max = bus_max_payload(r->svc->bus) - REPLY_HEADROOM;
+
+        free(big);
+        log_error(pub->id, "%s %s: a reply of %zu bytes is over NATS's max_payload", pub->method,
+                  pub->path, n);
+        request_error(pub, 500, "The answer is too large to send (%zu bytes, at most %" PRId64
+                      "); ask for fewer records.", n, max > 0 ? max : 0);
+        return;
+    }
+    reply_raw(r, status, big, n);
     free(big);
 }
 

@@ -81,6 +81,16 @@ const char *request_param(struct request *req, const char *name);
  * Lives until the reply. */
 const char *request_query(struct request *req, const char *name);
 
+/* A list's ?limit=&offset= as statement parameters. */
+struct page {
+    const char *limit;   /* NULL: all rows (LIMIT NULL) */
+    const char *offset;  /* "0" when absent */
+};
+#define PAGE_MAX 10000   /* the largest limit accepted */
+
+/* Reads the page, or answers 400 and returns false. */
+bool request_page(struct request *req, struct page *p);
+
 /* Parses the body as one JSON value (duplicate keys rejected). Returns a
  * borrowed value that lives until the reply, or NULL with *err set to a
  * client-readable reason. */

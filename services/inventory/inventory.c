@@ -247,14 +247,20 @@ static void on_running(struct request *req, const struct db_result *r)
     request_reply(req, 200, json_pack("{s:o}", "records", records));
 }
 
-/* True when every key of the query string is one of the two accepted. */
+/* True when every key of the query string is one of those accepted. */
 static bool query_keys_ok(struct request *req)
 {
+    static const char *const accepted[] = {"package_name", "package_version", "limit",
+                                           "offset"};
     char *q = strcpy(request_alloc(req, strlen(req->query) + 1), req->query), *save;
 
     for (char *k = strtok_r(q, "&", &save); k; k = strtok_r(NULL, "&", &save)) {
+        size_t i = 0;
+
         k[strcspn(k, "=")] = '\0';
-        if (strcmp(k, "package_name") != 0 && strcmp(k, "package_version") != 0)
+        while (i < sizeof(accepted) / sizeof(accepted[0]) && strcmp(k, accepted[i]) != 0)
+            i++;
+        if (i == sizeof(accepted) / sizeof(accepted[0]))
             return false;
     }
     return true;
@@ -264,10 +270,13 @@ void inventory_running(struct request *req)
 {
     const char *name = request_query(req, "package_name");
     const char *version = request_query(req, "package_version");
+    struct page p;
 
     if (!query_keys_ok(req))
-        request_error(req, 400, "Invalid input - the query accepts package_name and "
-                      "package_version only.");
+        request_error(req, 400, "Invalid input - the query accepts package_name, "
+                      "package_version, limit and offset only.");
+    else if (!request_page(req, &p))
+        return;
     else if (name == NULL)
         request_error(req, 400, "Invalid input - query parameter 'package_name' is required.");
     else if (!text_ok(name, PACKAGE_NAME_MAX_CHARS))
@@ -277,8 +286,9 @@ void inventory_running(struct request *req)
         request_error(req, 400, "Invalid input - query parameter 'package_version' must be 1 "
                       "to %d characters of UTF-8.", PACKAGE_VERSION_MAX_CHARS);
     else if (version)
-        request_query_db(req, SQL_RUNNING_PACKAGE_VERSION, 2, (const char *[]){name, version},
-                         on_running);
+        request_query_db(req, SQL_RUNNING_PACKAGE_VERSION, 4,
+                         (const char *[]){name, version, p.limit, p.offset}, on_running);
     else
-        request_query_db(req, SQL_RUNNING_PACKAGE, 1, &name, on_running);
+        request_query_db(req, SQL_RUNNING_PACKAGE, 3, (const char *[]){name, p.limit, p.offset},
+                         on_running);
 }

@@ -23,10 +23,11 @@
 
 #define STORED_PACKAGES "ec2_package k WHERE k.aws_instance_id = x.aws_instance_id"
 
-#define RECORDS_RUNNING(condition)                                                     \
+/* 'page' is "LIMIT $n OFFSET $m" (a NULL limit: all rows). */
+#define RECORDS_RUNNING(condition, page)                                               \
     "SELECT " RECORD_JSON(STORED_PACKAGES) " FROM ec2 x WHERE x.aws_instance_id IN "    \
     "(SELECT m.aws_instance_id FROM ec2_package m WHERE " condition ") "                \
-    "ORDER BY x.aws_instance_id"
+    "ORDER BY x.aws_instance_id " page
 
 #define INVENTORY_SQL(X)                                                               \
     /* $1 id, $2 region, $3 account, $4 the packages as a JSON array, $5 the  \
@@ -57,9 +58,10 @@
                            RECORD_JSON(STORED_PACKAGES), "x") ") "                     \
       "SELECT aws_instance_id FROM x")                                                 \
     /* Both use ec2_package_by_package, then the primary keys. */             \
-    X(RUNNING_PACKAGE, RECORDS_RUNNING("m.package_name = $1"))                         \
+    X(RUNNING_PACKAGE, RECORDS_RUNNING("m.package_name = $1", "LIMIT $2 OFFSET $3"))   \
     X(RUNNING_PACKAGE_VERSION,                                                         \
-      RECORDS_RUNNING("m.package_name = $1 AND m.package_version = $2"))
+      RECORDS_RUNNING("m.package_name = $1 AND m.package_version = $2",                \
+                      "LIMIT $3 OFFSET $4"))
 
 enum inventory_sql {
 #define X(name, text) SQL_##name,

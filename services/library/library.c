@@ -12,43 +12,10 @@
 
 #define NAME_MAX_CHARS 200
 #define TITLE_MAX_CHARS 500
-#define PAGE_MAX 10000
 
 static json_int_t int_at(const PGresult *res, int row, int col)
 {
     return strtoll(PQgetvalue(res, row, col), NULL, 10);
-}
-
-/* ---- paging: ?limit=&offset= on every list ------------------------------- */
-
-struct page {
-    const char *limit;   /* NULL: all rows */
-    const char *offset;
-};
-
-/* Reads the page, or answers 400 and returns false. */
-static bool page_of(struct request *req, struct page *p)
-{
-    static const struct {
-        const char *name;
-        long min;
-    } keys[] = {{"limit", 1}, {"offset", 0}};
-    const char *v[2];
-
-    for (int i = 0; i < 2; i++) {
-        long n;
-
-        v[i] = request_query(req, keys[i].name);
-        if (v[i] && (check_int32(v[i], &n) != 0 || n < keys[i].min ||
-                     (i == 0 && n > PAGE_MAX))) {
-            request_error(req, 400, "Query parameter '%s' must be an integer from %ld%s.",
-                          keys[i].name, keys[i].min, i == 0 ? " to 10000" : "");
-            return false;
-        }
-    }
-    p->limit = v[0];
-    p->offset = v[1] ? v[1] : "0";
-    return true;
 }
 
 /* A path parameter that must be an id, or NULL after answering 400. */
@@ -104,7 +71,7 @@ void library_books(struct request *req)
 {
     struct page p;
 
-    if (page_of(req, &p))
+    if (request_page(req, &p))
         request_query_db(req, SQL_BOOKS_LIST, 2, (const char *[]){p.limit, p.offset}, on_books);
 }
 
@@ -113,7 +80,7 @@ void library_books_by_author(struct request *req)
     const char *author = id_param(req, "author_id");
     struct page p;
 
-    if (author && page_of(req, &p))
+    if (author && request_page(req, &p))
         request_query_db(req, SQL_BOOKS_BY_AUTHOR, 3,
                          (const char *[]){p.limit, p.offset, author}, on_books);
 }
@@ -183,7 +150,7 @@ void library_authors(struct request *req)
 {
     struct page p;
 
-    if (page_of(req, &p))
+    if (request_page(req, &p))
         request_query_db(req, SQL_AUTHORS_LIST, 2, (const char *[]){p.limit, p.offset},
                          on_authors);
 }
@@ -202,7 +169,7 @@ void library_patrons(struct request *req)
 {
     struct page p;
 
-    if (page_of(req, &p))
+    if (request_page(req, &p))
         request_query_db(req, SQL_PATRONS_LIST, 2, (const char *[]){p.limit, p.offset},
                          on_patrons);
 }
@@ -303,7 +270,7 @@ void library_loans(struct request *req)
 {
     struct page p;
 
-    if (page_of(req, &p))
+    if (request_page(req, &p))
         request_query_db(req, SQL_LOANS_OPEN, 2, (const char *[]){p.limit, p.offset}, on_loans);
 }
 

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import threading
+import time
 import uuid
 from urllib.parse import quote
 
@@ -310,6 +311,12 @@ def test_search_by_package(stack):
     expect(stack.request("DELETE", url(a)), 200)
     check(ids("package_name=two-" + tag) == [c], "deleted instance gone")
     check(ids("package_name=" + quote("a&b=c " + tag, safe="")) == [], "encoded")
+    add(stack, a, pkgs(("one-" + tag, "1")))
+    check(ids("package_name=one-%s&limit=2" % tag) == [a, b], "the first page")
+    check(ids("package_name=one-%s&limit=2&offset=2" % tag) == [d], "the second page")
+    check(ids("offset=1&package_name=one-" + tag) == [b, d], "from an offset")
+    check(ids("package_name=one-%s&package_version=1&limit=1&offset=1" % tag) == [d],
+          "a page of a version")
     for query, why in (("", "'package_name' is required"),
                        ("package_version=1", "'package_name' is required"),
                        ("package_name=", "'package_name' must be 1 to 100"),
@@ -317,8 +324,13 @@ def test_search_by_package(stack):
                        ("package_name=x&package_version=", "'package_version' must be 1 to 50"),
                        ("package_name=x&package_version=" + "v" * 51, "'package_version'"),
                        ("package_name=%FF", "UTF-8"),
-                       ("package_name=x&limit=3", "accepts package_name and package_version"),
-                       ("pkg=x", "accepts package_name and package_version")):
+                       ("package_name=x&limit=0", "'limit' must be an integer from 1 to 10000"),
+                       ("package_name=x&limit=10001", "'limit' must be an integer"),
+                       ("package_name=x&limit=2x", "'limit' must be an integer"),
+                       ("package_name=x&offset=-1", "'offset' must be an integer from 0"),
+                       ("package_name=x&page=3", "accepts package_name, package_version, "
+                                                 "limit and offset only"),
+                       ("pkg=x", "accepts package_name, package_version")):
         err(stack.request("GET", "/ec2?" + query), 400, why)
     err(stack.request("GET", "/ec2/"), 400, "required")
     r = expect(stack.request("PUT", "/ec2/x"), 405)
@@ -348,9 +360,12 @@ def test_search_uses_indexes_at_100k_instances(stack):
         "'load-pkg-' || (g % 1000), 'v' || (g % 3 + 1), 1 FROM generate_series(1, 100000) g; "
         "INSERT INTO ec2_package SELECT 'load-' || lpad(g::text, 6, '0'), 'load-openssl', "
         "'3.0', 2 FROM generate_series(1, 100000) g; "
+        "INSERT INTO package VALUES ('load-libc', '2.36'); "
+        "INSERT INTO ec2_package SELECT 'load-' || lpad(g::text, 6, '0'), 'load-libc', "
+        "'2.36', 3 FROM generate_series(50001, 62000) g; "
         "ANALYZE ec2; ANALYZE package; ANALYZE ec2_package")
-    queries = ((statement("m.package_name = $1)"), "'load-pkg-7'"),
-               (statement("m.package_version = $2)"), "'load-pkg-7', 'v2'"))
+    queries = ((statement("m.package_name = $1)"), "'load-pkg-7', NULL, 0"),
+               (statement("m.package_version = $2)"), "'load-pkg-7', 'v2', NULL, 0"))
     for sql, args in queries:
         for mode in ("force_custom_plan", "force_generic_plan"):
             plan = stack.psql("SET plan_cache_mode = %s; PREPARE q AS %s; "
@@ -366,6 +381,18 @@ def test_search_uses_indexes_at_100k_instances(stack):
     v2 = [x["aws_instance_id"] for x in records if x["packages"][0]["package_version"] == "v2"]
     check([x["aws_instance_id"] for x in r.json()["records"]] == v2 and len(v2) > 20,
           "the v2 ones: %d" % len(v2))
+    page = expect(stack.request("GET", "/ec2?package_name=load-openssl&limit=3&offset=5"),
+                  200).json()["records"]
+    check([x["aws_instance_id"] for x in page] == ["load-000006", "load-000007", "load-000008"],
+          "a page of the 100,000: %r" % page)
+    # 12,000 records are about 3.5 MB, over NATS's max_payload (2 MB): a
+    # clear answer at once, not the gateway's timeout; a page of them is fine.
+    started = time.monotonic()
+    err(stack.request("GET", "/ec2?package_name=load-libc"), 500,
+        "The answer is too large to send")
+    check(time.monotonic() - started < 4, "answered before the gateway's timeout")
+    check(len(expect(stack.request("GET", "/ec2?package_name=load-libc&limit=5000"),
+                     200).json()["records"]) == 5000, "5,000 of them")
 
 
 def test_events(stack):
