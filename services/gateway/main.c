@@ -105,15 +105,10 @@ static void add_header(h2o_req_t *req, const char *name, const char *value, size
 
 /* Sends the response with CORS headers (as flask-cors does: the Origin
  * echoed, or '*' without one) and the request id. */
-static void respond(h2o_req_t *req, const char *request_id, int route, uint64_t started,
-                    int status, const char *content_type, const char *body, size_t len)
+static void add_cors_and_id(h2o_req_t *req, const char *request_id)
 {
     h2o_iovec_t origin = find_header(req, H2O_STRLIT("origin"));
 
-    req->res.status = status;
-    req->res.reason = reason(status);
-    if (content_type)
-        add_header(req, "content-type", content_type, strlen(content_type));
     if (origin.base) {
         add_header(req, "access-control-allow-origin", origin.base, origin.len);
         add_header(req, "vary", H2O_STRLIT("Origin"));
@@ -121,6 +116,16 @@ static void respond(h2o_req_t *req, const char *request_id, int route, uint64_t 
         add_header(req, "access-control-allow-origin", H2O_STRLIT("*"));
     }
     add_header(req, "x-request-id", request_id, strlen(request_id));
+}
+
+static void respond(h2o_req_t *req, const char *request_id, int route, uint64_t started,
+                    int status, const char *content_type, const char *body, size_t len)
+{
+    req->res.status = status;
+    req->res.reason = reason(status);
+    if (content_type)
+        add_header(req, "content-type", content_type, strlen(content_type));
+    add_cors_and_id(req, request_id);
     req->res.content_length = len;
     metrics_count(route, status, uv_hrtime() - started);
     log_debug(request_id, "%.*s %.*s -> %d in %.3f ms", (int)req->method.len, req->method.base,
@@ -397,6 +402,84 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
+/* ---- the errors h2o answers itself ----------------------------------------- */
+
+/* h2o answers a few errors before any handler runs: a body over
+ * GATEWAY_MAX_BODY (413), a broken Content-Length or chunked body (400).
+ * It sends them as text/plain on the host's fallback path; this filter, the
+ * only one there, gives them the JSON error body of the route's API, CORS
+ * headers and a request id, as every other error has. (A request line h2o
+ * cannot parse at all still gets its raw "400 Bad Request".) */
+struct own_error {
+    h2o_ostream_t super;
+    h2o_iovec_t body;
+};
+
+static void own_error_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs,
+                           size_t bufcnt, h2o_send_state_t state)
+{
+    struct own_error *e = (struct own_error *)self;
+    h2o_iovec_t body = e->body;
+
+    (void)bufs; /* h2o's text, dropped */
+    (void)bufcnt;
+    e->body = h2o_iovec_init(NULL, 0);
+    h2o_ostream_send_next(&e->super, req, &body, body.len ? 1 : 0, state);
+}
+
+static void own_error_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    const char *rid = request_id_of(req);
+    const char *query = memchr(req->input.path.base, '?', req->input.path.len);
+    size_t plen = query ? (size_t)(query - req->input.path.base) : req->input.path.len;
+    int status = req->res.status, route = ROUTE_UNMATCHED, np;
+    const struct route *r = NULL;
+    struct route_param params[ROUTE_PARAMS_MAX];
+    char method[8], allow[64], message[128];
+    json_t *j;
+    char *text;
+    struct own_error *e;
+
+    snprintf(method, sizeof(method), "%.*s", (int)req->input.method.len,
+             req->input.method.base);
+    switch (routes_match(&gw.routes, method, req->input.path.base, plen, &r, params, &np, allow,
+                         sizeof(allow))) {
+    case ROUTE_NO_PATH:
+        r = NULL;
+        break;
+    case ROUTE_NO_METHOD: /* its error style, the unmatched row */
+        break;
+    case ROUTE_FOUND:
+        route = (int)(r - gw.routes.routes);
+        break;
+    }
+    if (status == 413)
+        snprintf(message, sizeof(message), "The request body is larger than %ld bytes.",
+                 cfg.max_body);
+    else
+        snprintf(message, sizeof(message), "The request is malformed (%s).",
+                 req->res.reason ? req->res.reason : "HTTP");
+    j = errbody(r ? r->errors : ERRBODY_ERROR, status, message);
+    text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+
+    e = (struct own_error *)h2o_add_ostream(req, sizeof(*e), slot);
+    e->super.do_send = own_error_send;
+    e->body = text ? h2o_strdup(&req->pool, text, SIZE_MAX) : h2o_iovec_init(H2O_STRLIT("{}"));
+    free(text);
+    req->res.content_length = e->body.len;
+    if (h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD")))
+        e->body = h2o_iovec_init(NULL, 0);
+    h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE,
+                   H2O_STRLIT("application/json"), 1);
+    add_cors_and_id(req, rid);
+    metrics_count(route, status, 0);
+    log_info(rid, "%.*s %.*s -> %d: %s", (int)req->input.method.len, req->input.method.base,
+             (int)plen, req->input.path.base, status, message);
+    h2o_setup_next_ostream(req, &e->super.next);
+    (void)self;
+}
+
 static void on_conn_closed(uv_handle_t *h)
 {
     free(h);
@@ -561,6 +644,8 @@ int main(int argc, char **argv)
     pathconf = h2o_config_register_path(host, "/", 0);
     handler = h2o_create_handler(pathconf, sizeof(*handler));
     handler->on_req = on_req;
+    h2o_create_filter(&host->fallback_path, sizeof(h2o_filter_t))->on_setup_ostream =
+        own_error_setup;
     h2o_context_init(&gw.ctx, gw.loop, &gw.config);
     gw.accept_ctx.ctx = &gw.ctx;
     gw.accept_ctx.hosts = gw.config.hosts;

@@ -1,5 +1,6 @@
 """test_gateway.py - the gateway's own behaviour: routing errors, limits,
 content types, request ids, CORS, health and metrics, timeouts."""
+import json
 import re
 import socket
 import threading
@@ -21,10 +22,30 @@ def test_trailing_slash(stack):
     expect(stack.request("GET", "/api/items/?archived=false"), 200)
 
 
+def raw_response(out):
+    """Status, headers (lower-case names) and body of one raw HTTP/1.1 answer."""
+    head, _, body = out.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict((k.strip().lower(), v.strip()) for k, _, v in
+                   (line.partition(":") for line in lines[1:]))
+    return int(lines[0].split()[1]), headers, body
+
+
 def test_body_limits_and_types(stack):
     out = stack.raw(b"POST /api/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
-                    b"\r\nContent-Length: 1048577\r\n\r\n" + b"x" * 1024)
-    check(out.startswith(b"HTTP/1.1 413"), out[:80])
+                    b"\r\nContent-Length: 1048577\r\nX-Request-Id: big-1\r\n"
+                    b"Origin: http://localhost:3000\r\n\r\n" + b"x" * 1024)
+    status, headers, body = raw_response(out)
+    check(status == 413 and headers.get("content-type") == "application/json", out[:300])
+    check(json.loads(body) == {"error": "The request body is larger than 1048576 bytes."}, body)
+    check(headers.get("x-request-id") == "big-1" and
+          headers.get("access-control-allow-origin") == "http://localhost:3000", headers)
+    # The error body of the route's API: the library's is Chalice's.
+    out = stack.raw(b"POST /api/books HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                    b"\r\nContent-Length: 2000000\r\n\r\n")
+    status, headers, body = raw_response(out)
+    check(status == 413 and set(json.loads(body)) == {"Code", "Message"}, out[:300])
+    check(re.fullmatch(r"[0-9a-f]{32}", headers.get("x-request-id", "")), headers)
     r = stack.request("POST", "/api/items", "x" * (1024 * 1024),
                       {"Content-Type": "application/json"})
     expect(r, 400)  # exactly the limit reaches the service, which refuses bad JSON
@@ -38,6 +59,11 @@ def test_body_limits_and_types(stack):
 def test_malformed_http(stack):
     out = stack.raw(b"GARBAGE\r\n\r\n")
     check(out.startswith(b"HTTP/1.1 400"), out[:80])
+    out = stack.raw(b"POST /api/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                    b"\r\nContent-Length: 12abc\r\n\r\n{}")
+    status, headers, body = raw_response(out)
+    check(status == 400 and headers.get("content-type") == "application/json" and
+          "malformed" in json.loads(body)["error"], out[:300])
     out = stack.raw(b"GET /api/items HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
     check(out.startswith(b"HTTP/1.1 400"), out[:80])
     expect(stack.request("GET", "/livez"), 200)
