@@ -17,13 +17,11 @@
 #include "js.h"
 #include "log.h"
 
+/* Both through functions that never scan the heap (003_outbox_relay.sql).
+ * The delete starts with VALUES, not SELECT: a write, with its own Sync. */
 const char *const outbox_sql[OUTBOX_SQL_COUNT] = {
-    [OUTBOX_SQL_PENDING] =
-        "SELECT seq, id, subject, json_build_object('specversion', '1.0', 'id', id, "
-        "'source', source, 'type', substr(subject, 8), 'time', time, "
-        "'requestid', request_id, 'datacontenttype', 'application/json', 'data', data)::text "
-        "FROM outbox WHERE source = $1 ORDER BY seq LIMIT $2",
-    [OUTBOX_SQL_DONE] = "DELETE FROM outbox WHERE source = $1 AND seq = ANY ($2::bigint[])",
+    [OUTBOX_SQL_PENDING] = "SELECT seq, id, subject, event FROM outbox_pending($1, $2)",
+    [OUTBOX_SQL_DONE] = "VALUES (outbox_delete($1, $2::bigint[]))",
 };
 
 enum { COL_SEQ, COL_ID, COL_SUBJECT, COL_EVENT };
@@ -173,7 +171,7 @@ static void on_deleted(void *arg, const struct db_result *r)
         log_warn(NULL, "outbox: delete failed (%s); rows stay pending", r->message);
         ob->failed = true;
     } else {
-        ob->stats.published += strtoull(PQcmdTuples(r->res), NULL, 10);
+        ob->stats.published += strtoull(PQgetvalue(r->res, 0, 0), NULL, 10);
         if (ob->n == ob->cfg.batch)
             ob->kicked = true; /* maybe more behind a full batch */
     }

@@ -171,3 +171,33 @@ def test_stream_with_another_configuration_is_updated(stack):
     stack.wait_outbox_empty("tracker")
     check(len(of_request(stack.events("--idle-ms", "700", "events.tracker.>"), request_id))
           == 1, "the item's event")
+
+
+def test_relay_never_scans_the_outbox_heap(stack):
+    """The relay's statements are planned once per connection, usually while
+    the outbox is empty (here: analysed empty, then the tracker restarts).
+    They must still read the outbox by its key, never its heap, which a
+    queue table fills with dead rows between vacuums."""
+    def counts():
+        row = stack.psql("SELECT seq_scan, coalesce(idx_scan, 0) FROM pg_stat_user_tables "
+                         "WHERE relname = 'outbox'")
+        return [int(x) for x in row.split("|")]
+
+    def last_seq():
+        return stack.nats_gather("$JS.API.STREAM.INFO.EVENTS")[0]["state"]["last_seq"]
+
+    stack.wait_outbox_empty("tracker")
+    stack.psql("ANALYZE outbox")
+    check(stack.stop("tracker") == 0, "tracker stopped")
+    stack.start("tracker")
+    stack.wait_ready()
+    seq_scans, idx_scans = counts()
+    first = last_seq()
+    for i in range(20):
+        expect(stack.request("POST", "/api/items", {"name": "s%d" % i, "guide": "g",
+                                                    "description": "d", "status": "s"}), 200)
+    wait_until(lambda: last_seq() >= first + 20, 10, "the 20 events in the stream")
+    # The relay's statistics reach the counters within a second or so.
+    wait_until(lambda: counts()[1] >= idx_scans + 2, 10, "the relay's index reads counted")
+    check(counts()[0] == seq_scans, "no sequential scan of the outbox: %r -> %r"
+          % ((seq_scans, idx_scans), counts()))
