@@ -225,6 +225,7 @@ void request_reply(struct request *pub, int status, json_t *body)
     struct req_impl *r = (struct req_impl *)pub;
     const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
     size_t n;
+    int64_t max;
     char *big;
 
     if (body == NULL) {
@@ -245,10 +246,9 @@ void request_reply(struct request *pub, int status, json_t *body)
         return;
     }
     n = strlen(big);
-    if (n + REPLY_HEADROOM > (size_t)bus_max_payload(r->svc->bus)) {
+    max = bus_max_payload(r->svc->bus) - REPLY_HEADROOM;
+    if ((int64_t)n > max) {
         /* NATS would refuse it, and the caller would wait for its timeout. */
-        int64_t max = bus_max_payload(r->svc->bus) - REPLY_HEADROOM;
-
         free(big);
         log_error(pub->id, "%s %s: a reply of %zu bytes is over NATS's max_payload", pub->method,
                   pub->path, n);

@@ -440,6 +440,7 @@ static void own_error_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **
     char *text;
     struct own_error *e;
 
+    (void)self;
     snprintf(method, sizeof(method), "%.*s", (int)req->input.method.len,
              req->input.method.base);
     switch (routes_match(&gw.routes, method, req->input.path.base, plen, &r, params, &np, allow,
@@ -477,7 +478,6 @@ static void own_error_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **
     log_info(rid, "%.*s %.*s -> %d: %s", (int)req->input.method.len, req->input.method.base,
              (int)plen, req->input.path.base, status, message);
     h2o_setup_next_ostream(req, &e->super.next);
-    (void)self;
 }
 
 static void on_conn_closed(uv_handle_t *h)
