@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "js.h"
+#include "jsontext.h"
 #include "log.h"
 
 /* Both through functions that never scan the heap (003_outbox_relay.sql).
@@ -235,29 +236,6 @@ static void on_ack(void *arg, enum bus_status status, natsMsg *reply)
         delete_acked(ob);
 }
 
-/* PostgreSQL writes json with spaces (`{"a" : 1, "b" : 2}`); events go out
- * compact. Drops whitespace outside strings, in place; keys keep their order. */
-static int compact(char *json, int len)
-{
-    bool in_string = false, escaped = false;
-    int out = 0;
-
-    for (int i = 0; i < len; i++) {
-        char c = json[i];
-
-        if (in_string) {
-            in_string = escaped || c != '"';
-            escaped = !escaped && c == '\\';
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == ' ' || c == '\n' || c == '\t' || c == '\r') {
-            continue;
-        }
-        json[out++] = c;
-    }
-    return out;
-}
-
 static void on_pending(void *arg, const struct db_result *r)
 {
     struct outbox *ob = arg;
@@ -280,13 +258,15 @@ static void on_pending(void *arg, const struct db_result *r)
         const char *headers[] = {"Nats-Msg-Id", PQgetvalue(r->res, i, COL_ID)};
         char *event = PQgetvalue(r->res, i, COL_EVENT); /* ours until the callback returns */
         enum bus_status why;
+        size_t len;
         uint64_t sent;
 
         a->ob = ob;
         a->ok = false;
         snprintf(a->seq, sizeof(a->seq), "%s", PQgetvalue(r->res, i, COL_SEQ));
+        len = json_text_compact(event, (size_t)PQgetlength(r->res, i, COL_EVENT));
         sent = bus_request(ob->bus, PQgetvalue(r->res, i, COL_SUBJECT), headers, 1, event,
-                           compact(event, PQgetlength(r->res, i, COL_EVENT)), 0, on_ack, a, &why);
+                           (int)len, 0, on_ack, a, &why);
         if (!sent) {
             /* Not connected: the rest would fail alike; on_ack's count ends
              * the pass once the ones already sent are answered. */

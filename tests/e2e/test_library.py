@@ -104,6 +104,19 @@ def test_injection_is_data(stack):
     check(books[0]["Books.Title"] == title, books)
 
 
+def test_page_text_is_compact_and_verbatim(stack):
+    # The page is PostgreSQL's json with the space between tokens dropped:
+    # spaces, quotes, backslashes and JSON's own signs inside a title stay.
+    title = 'A  "quoted" title, {with} [signs]: \\ \t tab \u00e9\u20ac  '
+    b, a = add_book(stack, title, " Spaced  ", "Name")
+    raw = expect(stack.request("GET", "/api/books/%d" % a), 200).body
+    books = json.loads(raw)["books"]
+    check(books == [{"Books.BookID": b, "Books.Title": title, "Authors.AuthorID": a,
+                     "Authors.FirstName": " Spaced  ", "Authors.LastName": "Name"}], books)
+    check(raw == json.dumps({"books": books}, separators=(",", ":"), ensure_ascii=False),
+          "compact, nothing else changed: %s" % raw)
+
+
 def test_lists_paging(stack):
     for _ in range(3):
         add_book(stack)
