@@ -106,7 +106,7 @@ def line(label, r, target, per=1):
                                ", ".join("%s %.2f" % kv for kv in r["cpu"].items())))
 
 
-# ---- scenarios: each returns its printed lines -----------------------------------
+# ---- scenarios: each returns its lines (text, or line()s awaiting the mean) ----
 
 def items_get(stack):
     c, top, scan = peak(stack, "items_get.lua")

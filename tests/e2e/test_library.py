@@ -104,17 +104,28 @@ def test_injection_is_data(stack):
     check(books[0]["Books.Title"] == title, books)
 
 
-def test_page_text_is_compact_and_verbatim(stack):
-    # The page is PostgreSQL's json with the space between tokens dropped:
-    # spaces, quotes, backslashes and JSON's own signs inside a title stay.
+def test_text_is_verbatim_in_page_and_event(stack):
+    # Spaces, quotes, backslashes and JSON's own signs inside a title stay as
+    # sent: in the page (compact, built in C) and in the book.added event
+    # (PostgreSQL's json, its spaces between tokens dropped by the relay).
     title = 'A  "quoted" title, {with} [signs]: \\ \t tab \u00e9\u20ac  '
-    b, a = add_book(stack, title, " Spaced  ", "Name")
+    rid = "txt-" + uuid.uuid4().hex[:8]
+    r = expect(stack.request("POST", "/api/books", {"Books.Title": title,
+                                                    "Authors.FirstName": " Spaced  ",
+                                                    "Authors.LastName": "Name"},
+                             {"X-Request-Id": rid}), 200).json()
+    b, a = r["Books.BookID"], r["Authors.AuthorID"]
+    book = {"Books.BookID": b, "Books.Title": title, "Authors.AuthorID": a,
+            "Authors.FirstName": " Spaced  ", "Authors.LastName": "Name"}
     raw = expect(stack.request("GET", "/api/books/%d" % a), 200).body
-    books = json.loads(raw)["books"]
-    check(books == [{"Books.BookID": b, "Books.Title": title, "Authors.AuthorID": a,
-                     "Authors.FirstName": " Spaced  ", "Authors.LastName": "Name"}], books)
-    check(raw == json.dumps({"books": books}, separators=(",", ":"), ensure_ascii=False),
+    check(json.loads(raw)["books"] == [book], raw)
+    check(raw == json.dumps({"books": [book]}, separators=(",", ":"), ensure_ascii=False),
           "compact, nothing else changed: %s" % raw)
+    stack.wait_outbox_empty("library")
+    added = [e["event"]["data"] for e in stack.events("--idle-ms", "700",
+                                                      "events.library.book.added")
+             if e["event"]["requestid"] == rid]
+    check(added == [book], added)
 
 
 def test_lists_paging(stack):
