@@ -20,11 +20,16 @@
 
 #include "bus.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <nats/adapters/libuv.h>
+/* RAND_set_rand_method is deprecated in OpenSSL 3 but kept; see kernel_rand. */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/rand.h>
 
 #include "log.h"
 
@@ -485,6 +490,39 @@ static void probe_later(struct bus *bus)
                                                                 : bus->probe_backoff * 2;
 }
 
+/* OpenSSL's randomness straight from the kernel's CSPRNG (getrandom).
+ *
+ * nats.c seeds its NUIDs (the inbox and reply-subject names) with RAND_bytes
+ * when the library opens. OpenSSL's own generator would first load its
+ * configuration, the default provider and a DRBG: about 2 MiB of libcrypto
+ * paged in, a fifth of an idle service's memory, for eight bytes. The DRBG
+ * seeds itself from getrandom anyway. TLS keys, if TLS is ever configured,
+ * still come from the provider's own generator. */
+static int kernel_rand_bytes(unsigned char *buf, int num)
+{
+    while (num > 0) {
+        ssize_t n = getrandom(buf, (size_t)num, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return 0;
+        buf += n;
+        num -= (int)n;
+    }
+    return 1;
+}
+
+static int kernel_rand_status(void)
+{
+    return 1;
+}
+
+static const RAND_METHOD kernel_rand = {
+    .bytes = kernel_rand_bytes,
+    .pseudorand = kernel_rand_bytes,
+    .status = kernel_rand_status,
+};
+
 static natsStatus make_options(struct bus *bus)
 {
     natsOptions *o = NULL;
@@ -553,6 +591,7 @@ struct bus *bus_new(uv_loop_t *loop, const struct bus_config *cfg)
     bus->fast_sub.bus = bus;
     bus->probe_backoff = PROBE_MIN_MS;
 
+    RAND_set_rand_method(&kernel_rand); /* before nats.c opens: see kernel_rand */
     natsLibuv_Init();
     natsLibuv_SetThreadLocalLoop(loop);
     s = make_options(bus);
