@@ -643,9 +643,9 @@ static void conn_connect(struct conn *c)
     struct db *db = c->db;
     char timeout[24];
     const char *keys[] = {"host", "port", "user", "dbname", "application_name", "options",
-                          "connect_timeout", "keepalives", NULL};
+                          "connect_timeout", "keepalives", "gssencmode", NULL};
     char options[256];
-    const char *vals[9];
+    const char *vals[10];
 
     /* Generic plans: a prepared statement is planned once per connection.
      * PostgreSQL would otherwise keep re-planning statements whose custom
@@ -664,7 +664,8 @@ static void conn_connect(struct conn *c)
     vals[5] = options;
     vals[6] = timeout;
     vals[7] = "1";
-    vals[8] = NULL;
+    vals[8] = db->cfg.gssencmode ? db->cfg.gssencmode : "disable";
+    vals[9] = NULL;
 
     c->pg = PQconnectStartParams(keys, vals, 0);
     if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD) {

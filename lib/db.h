@@ -15,6 +15,7 @@ struct db;
 
 struct db_config {
     const char *host, *port, *user, *dbname;  /* PGPASSWORD etc. come from libpq's environment */
+    const char *gssencmode;   /* libpq's gssencmode; NULL: "disable" */
     const char *app_name;     /* application_name */
     const char *options;      /* more "-c name=value" settings, or NULL */
     /* Statement texts, prepared as "s0", "s1", ... One that starts with

@@ -1,7 +1,11 @@
 """test_resilience.py - a service stopped, PostgreSQL restarted, SIGTERM with
 requests in flight: every answer comes, fast, and nothing restarts."""
+import os
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
+
+import harness
 
 from common import check, expect, fresh, new_item
 
@@ -93,3 +97,17 @@ def test_sigterm_tracker_with_requests_in_flight(stack):
 @fresh
 def test_sigterm_gateway_with_requests_in_flight(stack):
     in_flight_then_signal(stack, "gateway")
+
+
+def test_bad_setting_stops_a_service_naming_it(stack):
+    """A wrong value is refused at start, before any connection, with the
+    variable's name; the service running beside it is not disturbed."""
+    for name, value in [("PGGSSENCMODE", "sometimes"), ("LOG_LEVEL", "loud"),
+                        ("DB_POOL_SIZE", "0"), ("NOTIFIER_CONCURRENCY", "many")]:
+        binary = "notifier" if name.startswith("NOTIFIER") else "library"
+        env = dict(stack.env(), **{name: value, "HEALTH_PORT": "0"})
+        p = subprocess.run([os.path.join(harness.BIN_DIR, binary)], env=env, timeout=10,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        check(p.returncode != 0, "%s=%s refused (exit %d)" % (name, value, p.returncode))
+        check(name in p.stderr, "%s named in %r" % (name, p.stderr[-300:]))
+    expect(stack.request("GET", "/api/books?limit=1"), 200)
