@@ -1,7 +1,5 @@
 /* main.c - the notifier: sends the emails other services ask for through
  * JetStream commands (proto/notifier.md), the SES of this system. */
-#include <curl/curl.h>
-
 #include "cfg.h"
 #include "notifier.h"
 #include "sql.h"
@@ -53,11 +51,6 @@ int main(int argc, char **argv)
         .stop = notifier_stop,
         .bus_state = notifier_bus_state,
     };
-    int rc;
 
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
-        return 1;
-    rc = service_run(&notifier, argc, argv);
-    curl_global_cleanup();
-    return rc;
+    return service_run(&notifier, argc, argv);
 }

@@ -287,16 +287,20 @@ void smtp_send(struct smtp *s, const char *from, const char *const *to, int nto,
 
 struct smtp *smtp_new(uv_loop_t *loop, const struct smtp_config *cfg)
 {
-    struct smtp *s = calloc(1, sizeof(*s));
+    struct smtp *s;
 
-    if (s == NULL || (s->multi = curl_multi_init()) == NULL)
-        abort();
     if (strncmp(cfg->url, "smtp://", 7) != 0 && strncmp(cfg->url, "smtps://", 8) != 0) {
         log_error(NULL, "SMTP_URL must start with smtp:// or smtps://");
-        curl_multi_cleanup(s->multi);
-        free(s);
         return NULL;
     }
+    /* libcurl, and OpenSSL's configuration and providers with it (1.7 MiB
+     * resident), only when SMTP is used: the file transport needs neither. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+        log_error(NULL, "libcurl failed to initialise");
+        return NULL;
+    }
+    if ((s = calloc(1, sizeof(*s))) == NULL || (s->multi = curl_multi_init()) == NULL)
+        abort();
     s->loop = loop;
     s->cfg = *cfg;
     uv_timer_init(loop, &s->timer);
@@ -318,6 +322,7 @@ static void do_close(struct smtp *s)
     /* Closes the kept connections (QUIT); their sockets leave via on_socket. */
     curl_multi_cleanup(s->multi);
     s->multi = NULL;
+    curl_global_cleanup();
     while (s->socks)
         sock_close(s, s->socks);
     uv_close((uv_handle_t *)&s->timer, on_handle_closed);
