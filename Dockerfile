@@ -9,7 +9,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         build-essential cmake pkg-config ca-certificates \
-        libuv1-dev libh2o-dev libnats-dev libjansson-dev libpq-dev libcurl4-openssl-dev \
+        libuv1-dev libh2o-dev libnats-dev libjansson-dev libssl-dev libpq-dev libcurl4-openssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
