@@ -16,6 +16,7 @@ static const struct cfg_key cfg[] = {
     CFG_STR("SMTP_USER", &C->smtp_user, "", "SMTP AUTH user (empty: no AUTH)"),
     CFG_STR("SMTP_PASSWORD", &C->smtp_password, "", "SMTP AUTH password"),
     CFG_INT("SMTP_TIMEOUT_MS", &C->smtp_timeout_ms, "30000", 100, 600000, "deadline of one delivery attempt, connect to final reply"),
+    CFG_INT("SMTP_MAX_CONNECTIONS", &C->smtp_max_connections, "32", 1, 1024, "SMTP connections at once; more deliveries wait for one"),
     CFG_STR("MAIL_DIR", &C->mail_dir, "/tmp/elwing-mail", "folder of the <id>.eml files written when SMTP_URL is empty"),
     CFG_STR("MAIL_FROM", &C->mail_from, "noreply@example.com", "sender of the commands that name none"),
     CFG_INT("NOTIFIER_CONCURRENCY", &C->concurrency, "8", 1, 1024, "deliveries at once (the consumer's MaxAckPending)"),

@@ -576,7 +576,7 @@ int notifier_start(const struct service_ctx *ctx)
     if (*c->smtp_url) {
         struct smtp_config sc = {.url = c->smtp_url, .user = c->smtp_user,
                                  .password = c->smtp_password, .timeout_ms = c->smtp_timeout_ms,
-                                 .max_connections = c->concurrency};
+                                 .max_connections = c->smtp_max_connections};
 
         if ((N.smtp = smtp_new(ctx->loop, &sc)) == NULL)
             return -1;

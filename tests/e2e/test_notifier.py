@@ -323,3 +323,28 @@ def test_smtp_credentials_stay_out_of_the_log(stack):
     text = open(log).read()
     check("s3cr3t-pw" not in text and "mailer" not in text, text[-500:])
     check("delivering through %s" % SINK.url in text, text[-500:])
+
+
+def test_smtp_connections_are_bounded(stack):
+    """More deliveries at once than SMTP_MAX_CONNECTIONS: the extra ones wait
+    for a connection instead of opening one each (a relay that is flooded
+    with connections stops greeting them)."""
+    SINK.reset()
+    stack.stop("notifier")
+    stack.start("notifier", env={"NOTIFIER_CONCURRENCY": "6", "SMTP_MAX_CONNECTIONS": "2"})
+    SINK.hold = True
+    wait_consumer(stack)
+    cmds = [command("bounded%d@example.com" % i) for i in range(6)]
+    for cmd in cmds:
+        js_publish(stack, SUBJECT, cmd, cmd["id"])
+    wait_until(lambda: SINK.rcpts >= 2, 10, "two deliveries under way")
+    wait_until(lambda: stack.psql("SELECT count(*) FROM emails WHERE id IN (%s)" % ",".join(
+        "'%s'" % c["id"] for c in cmds)) == "6", 10, "all six claimed")
+    time.sleep(0.3)  # the other four have started: none may reach the server
+    check(SINK.rcpts == 2, "two connections, so two transactions, got %d" % SINK.rcpts)
+    SINK.hold = False
+    for cmd in cmds:
+        SINK.wait_for(cmd["id"])
+        check(email_row(stack, cmd["id"])[:2] == ("sent", 1), email_row(stack, cmd["id"]))
+    stack.stop("notifier")
+    stack.start("notifier")
