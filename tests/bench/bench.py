@@ -194,8 +194,20 @@ def outbox(stack):
             % ((off["rps"] / on["rps"] - 1) * 100)] + event_lag(stack)
 
 
+def notifier(stack):
+    """tests/bench/notifier_bench.py, on a stack of its own: emails per
+    second handed to smtp-sink, beside the sink's ceiling. Its lines are
+    printed as they come and again with the others."""
+    out = subprocess.run([sys.executable, os.path.join(HERE, "notifier_bench.py"),
+                          "--messages", os.environ.get("BENCH_EMAILS", "10000")],
+                         stdout=subprocess.PIPE, text=True, check=True, timeout=900).stdout
+    print(out, end="")
+    return ["emails to smtp-sink (%s):" % os.environ.get("BENCH_EMAILS", "10000")] + [
+        "  " + l for l in out.splitlines() if l.startswith(("sink ceiling", "notifier,"))]
+
+
 SCENARIOS = {"items_get": items_get, "books_list": books_list, "lend_return": lend_return,
-             "ec2_get": ec2_get, "user_get": user_get, "outbox": outbox}
+             "ec2_get": ec2_get, "user_get": user_get, "outbox": outbox, "notifier": notifier}
 
 
 def load(stack):
