@@ -10,8 +10,8 @@
 
 struct notifier_config {
     const char *smtp_url, *smtp_user, *smtp_password, *mail_dir, *mail_from, *stream;
-    long smtp_timeout_ms, smtp_max_connections, concurrency, ack_wait_ms, max_attempts, retry_min_ms, retry_max_ms;
-    long stream_replicas, stream_max_bytes;
+    long smtp_timeout_ms, smtp_max_connections, concurrency, ack_wait_ms;
+    long max_attempts, retry_min_ms, retry_max_ms, stream_replicas, stream_max_bytes;
 };
 
 extern struct notifier_config notifier_cfg;

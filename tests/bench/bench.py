@@ -29,6 +29,7 @@ LENDERS = int(os.environ.get("BENCH_LENDERS", "16"))
 DURATION = int(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = [int(c) for c in os.environ.get("BENCH_CONNECTIONS", "32,64,128").split(",")]
 WRITERS = int(os.environ.get("BENCH_WRITERS", "64"))
+EMAILS = int(os.environ.get("BENCH_EMAILS", "10000"))
 
 
 def sh(cmd, **kw):
@@ -199,10 +200,10 @@ def notifier(stack):
     second handed to smtp-sink, beside the sink's ceiling. Its lines are
     printed as they come and again with the others."""
     out = subprocess.run([sys.executable, os.path.join(HERE, "notifier_bench.py"),
-                          "--messages", os.environ.get("BENCH_EMAILS", "10000")],
+                          "--messages", str(EMAILS)],
                          stdout=subprocess.PIPE, text=True, check=True, timeout=900).stdout
     print(out, end="")
-    return ["emails to smtp-sink (%s):" % os.environ.get("BENCH_EMAILS", "10000")] + [
+    return ["emails to smtp-sink (%d):" % EMAILS] + [
         "  " + l for l in out.splitlines() if l.startswith(("sink ceiling", "notifier,"))]
 
 
