@@ -2,6 +2,9 @@
 #include "jsontext.h"
 
 #include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
 
 size_t json_text_compact(char *json, size_t len)
 {
@@ -22,4 +25,63 @@ size_t json_text_compact(char *json, size_t len)
         json[out++] = c;
     }
     return out;
+}
+
+static int append(const char *buffer, size_t size, void *data)
+{
+    sb_add(data, buffer, size);
+    return 0;
+}
+
+void json_text_string(struct strbuf *out, const char *s, size_t len)
+{
+    /* One string value, reset for each use: replies are written on the loop
+     * thread only. PostgreSQL's text is valid UTF-8 (the databases are). */
+    static json_t *scratch;
+
+    if (scratch == NULL && (scratch = json_string("")) == NULL)
+        abort();
+    if (json_string_setn_nocheck(scratch, s, len) != 0 ||
+        json_dump_callback(scratch, append, out, JSON_ENCODE_ANY) != 0)
+        abort(); /* out of memory */
+}
+
+void json_text_rows(struct strbuf *out, const PGresult *res, int first, int last,
+                    const struct json_column *cols, int ncols)
+{
+    /* Each key is encoded once, with its colon, for all the rows. */
+    static struct strbuf keys;
+    size_t at[JSON_MAX_COLUMNS + 1];
+
+    if (ncols > JSON_MAX_COLUMNS)
+        abort(); /* a programming error, in a static table */
+    keys.len = 0;
+    for (int i = 0; i < ncols; i++) {
+        at[i] = keys.len;
+        json_text_string(&keys, cols[i].key, strlen(cols[i].key));
+        sb_add(&keys, ":", 1);
+    }
+    at[ncols] = keys.len;
+
+    for (int row = first; row < last; row++) {
+        sb_add(out, row > first ? ",{" : "{", row > first ? 2 : 1);
+        for (int i = 0; i < ncols; i++) {
+            const struct json_column *c = &cols[i];
+            const char *v = PQgetvalue(res, row, c->col);
+            size_t len = (size_t)PQgetlength(res, row, c->col);
+
+            if (i > 0)
+                sb_add(out, ",", 1);
+            sb_add(out, keys.data + at[i], at[i + 1] - at[i]);
+            if (PQgetisnull(res, row, c->col))
+                sb_add(out, "null", 4);
+            else if (c->kind == JSON_KIND_STRING)
+                json_text_string(out, v, len);
+            else if (c->kind == JSON_KIND_BOOL)
+                sb_add(out, v[0] == 't' ? "true" : "false", v[0] == 't' ? 4 : 5);
+            else
+                sb_add(out, v, len);
+        }
+        sb_add(out, "}", 1);
+    }
 }

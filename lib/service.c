@@ -223,13 +223,29 @@ static void reply_raw(struct req_impl *r, int status, const char *body, size_t l
 #define REPLY_BUF (64 * 1024)
 #define REPLY_HEADROOM 1024 /* for the reply's headers and protocol line */
 
+/* Sends a serialised reply unless NATS would refuse it, when the caller
+ * would only see its timeout. Replies that fit REPLY_BUF are sent without
+ * asking (NATS's max_payload is 1 MiB unless lowered). */
+static void reply_sized(struct req_impl *r, int status, const char *body, size_t n)
+{
+    int64_t max = bus_max_payload(r->svc->bus) - REPLY_HEADROOM;
+
+    if (n > REPLY_BUF && (int64_t)n > max) {
+        log_error(r->pub.id, "%s %s: a reply of %zu bytes is over NATS's max_payload",
+                  r->pub.method, r->pub.path, n);
+        request_error(&r->pub, 500, "The answer is too large to send (%zu bytes, at most %"
+                      PRId64 "); ask for fewer records.", n, max > 0 ? max : 0);
+        return;
+    }
+    reply_raw(r, status, body, n);
+}
+
 void request_reply(struct request *pub, int status, json_t *body)
 {
     static char buf[REPLY_BUF];
     struct req_impl *r = (struct req_impl *)pub;
     const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
     size_t n;
-    int64_t max;
     char *big;
 
     if (body == NULL) {
@@ -246,22 +262,49 @@ void request_reply(struct request *pub, int status, json_t *body)
     json_decref(body);
     if (big == NULL) {
         log_error(pub->id, "could not serialise the reply");
-        reply_raw(r, 500, "{\"error\":\"internal error\"}", 26);
+        reply_raw(r, status, "{\"error\":\"internal error\"}", 26);
         return;
     }
-    n = strlen(big);
-    max = bus_max_payload(r->svc->bus) - REPLY_HEADROOM;
-    if ((int64_t)n > max) {
-        /* NATS would refuse it, and the caller would wait for its timeout. */
-        free(big);
-        log_error(pub->id, "%s %s: a reply of %zu bytes is over NATS's max_payload", pub->method,
-                  pub->path, n);
-        request_error(pub, 500, "The answer is too large to send (%zu bytes, at most %" PRId64
-                      "); ask for fewer records.", n, max > 0 ? max : 0);
-        return;
-    }
-    reply_raw(r, status, big, n);
+    reply_sized(r, status, big, strlen(big));
     free(big);
+}
+
+void request_reply_json_text(struct request *req, int status, char *json, size_t len)
+{
+    reply_sized((struct req_impl *)req, status, json, json_text_compact(json, len));
+}
+
+/* Lists are written into one buffer kept between replies, unless a large
+ * one grew it past REPLY_BUF. */
+static struct strbuf rows_buf;
+
+static void reply_rows_buf(struct req_impl *r, int status)
+{
+    reply_sized(r, status, rows_buf.data, rows_buf.len);
+    if (rows_buf.cap > REPLY_BUF)
+        sb_free(&rows_buf);
+    rows_buf.len = 0;
+}
+
+void request_reply_row(struct request *req, int status, const PGresult *res, int row,
+                       const struct json_column *cols, int ncols)
+{
+    json_text_rows(&rows_buf, res, row, row + 1, cols, ncols);
+    reply_rows_buf((struct req_impl *)req, status);
+}
+
+void request_reply_rows(struct request *req, int status, const char *list, const PGresult *res,
+                        const struct json_column *cols, int ncols)
+{
+    if (list) {
+        sb_add(&rows_buf, "{", 1);
+        json_text_string(&rows_buf, list, strlen(list));
+        sb_add(&rows_buf, ":", 1);
+    }
+    sb_add(&rows_buf, "[", 1);
+    json_text_rows(&rows_buf, res, 0, PQntuples(res), cols, ncols);
+    sb_add(&rows_buf, list ? "]}" : "]", list ? 2 : 1);
+    reply_rows_buf((struct req_impl *)req, status);
 }
 
 void request_error(struct request *req, int status, const char *fmt, ...)

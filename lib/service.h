@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <jansson.h>
 #include "db.h"
+#include "jsontext.h"
 
 struct request;
 struct bus;
@@ -107,6 +108,22 @@ void *request_alloc(struct request *req, size_t size);
 /* Replies with 'status' and 'body' serialised compactly (steals the
  * reference; NULL sends the JSON null). Ends the request: 'req' is freed. */
 void request_reply(struct request *req, int status, json_t *body);
+
+/* Replies with JSON text a statement built (a json column: json_build_object,
+ * json_agg), passed on without parsing it again: PostgreSQL's json is valid
+ * JSON, and is compacted in place, which PQgetvalue's memory allows.
+ * Ends the request. */
+void request_reply_json_text(struct request *req, int status, char *json, size_t len);
+
+/* Replies with row 'row' of 'res' as an object: the keys of 'cols' in their
+ * order, each with its column's value (jsontext.h). Ends the request. */
+void request_reply_row(struct request *req, int status, const PGresult *res, int row,
+                       const struct json_column *cols, int ncols);
+
+/* Replies with every row of 'res' so, as {"<list>": [...]}, or as a bare
+ * array when 'list' is NULL. Ends the request. */
+void request_reply_rows(struct request *req, int status, const char *list, const PGresult *res,
+                        const struct json_column *cols, int ncols);
 
 /* Replies with the service's error body. Ends the request. */
 void request_error(struct request *req, int status, const char *fmt, ...)

@@ -181,17 +181,13 @@ void inventory_add(struct request *req)
 
 static void on_got(struct request *req, const struct db_result *r)
 {
-    json_t *record;
-
-    if (r->err) {
+    if (r->err)
         request_db_error(req, r);
-    } else if (PQntuples(r->res) == 0) {
+    else if (PQntuples(r->res) == 0)
         request_reply(req, 200, json_pack("{s:{}, s:b}", "record", "record_found", 0));
-    } else if ((record = record_at(r->res, 0)) == NULL) {
-        request_error(req, 500, "A storage error occurred.");
-    } else {
-        request_reply(req, 200, json_pack("{s:o, s:b}", "record", record, "record_found", 1));
-    }
+    else
+        request_reply_json_text(req, 200, PQgetvalue(r->res, 0, 0),
+                                (size_t)PQgetlength(r->res, 0, 0));
 }
 
 void inventory_get(struct request *req)

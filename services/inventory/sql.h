@@ -48,8 +48,9 @@
       "e AS (" OUTBOX_EMIT("inventory", "events.inventory.instance.added", "$5",        \
                            RECORD_JSON("k"), "x") ") "                                 \
       "SELECT aws_instance_id FROM x")                                                 \
-    X(INSTANCE_GET, "SELECT " RECORD_JSON(STORED_PACKAGES) " FROM ec2 x "              \
-                    "WHERE x.aws_instance_id = $1")                                    \
+    /* The whole body, passed on as PostgreSQL wrote it. */                    \
+    X(INSTANCE_GET, "SELECT json_build_object('record', " RECORD_JSON(STORED_PACKAGES) \
+                    ", 'record_found', true) FROM ec2 x WHERE x.aws_instance_id = $1") \
     /* The event's packages are read before the cascade removes them (every   \
      * part of a statement sees the rows as they were when it started). */    \
     X(INSTANCE_DELETE,                                                                 \

@@ -50,21 +50,16 @@ void library_index(struct request *req)
 
 static void on_books(struct request *req, const struct db_result *r)
 {
-    json_t *books;
+    static const struct json_column book[] = {
+        {"Books.BookID", 0, JSON_KIND_NUMBER},     {"Books.Title", 1, JSON_KIND_STRING},
+        {"Authors.AuthorID", 2, JSON_KIND_NUMBER}, {"Authors.FirstName", 3, JSON_KIND_STRING},
+        {"Authors.LastName", 4, JSON_KIND_STRING},
+    };
 
-    if (r->err) {
+    if (r->err)
         request_db_error(req, r);
-        return;
-    }
-    books = json_array();
-    for (int i = 0, n = PQntuples(r->res); i < n; i++)
-        json_array_append_new(books, json_pack("{s:I, s:s, s:I, s:s, s:s}",
-                                               "Books.BookID", int_at(r->res, i, 0),
-                                               "Books.Title", PQgetvalue(r->res, i, 1),
-                                               "Authors.AuthorID", int_at(r->res, i, 2),
-                                               "Authors.FirstName", PQgetvalue(r->res, i, 3),
-                                               "Authors.LastName", PQgetvalue(r->res, i, 4)));
-    request_reply(req, 200, json_pack("{s:o}", "books", books));
+    else
+        request_reply_rows(req, 200, "books", r->res, book, 5);
 }
 
 void library_books(struct request *req)
@@ -124,18 +119,16 @@ void library_book_add(struct request *req)
 static void reply_people(struct request *req, const struct db_result *r, const char *list,
                          const char *const keys[3])
 {
-    json_t *rows;
+    const struct json_column person[] = {
+        {keys[0], 0, JSON_KIND_NUMBER},
+        {keys[1], 1, JSON_KIND_STRING},
+        {keys[2], 2, JSON_KIND_STRING},
+    };
 
-    if (r->err) {
+    if (r->err)
         request_db_error(req, r);
-        return;
-    }
-    rows = json_array();
-    for (int i = 0, n = PQntuples(r->res); i < n; i++)
-        json_array_append_new(rows, json_pack("{s:I, s:s, s:s}", keys[0], int_at(r->res, i, 0),
-                                              keys[1], PQgetvalue(r->res, i, 1),
-                                              keys[2], PQgetvalue(r->res, i, 2)));
-    request_reply(req, 200, json_pack("{s:o}", list, rows));
+    else
+        request_reply_rows(req, 200, list, r->res, person, 3);
 }
 
 static void on_authors(struct request *req, const struct db_result *r)
@@ -241,29 +234,19 @@ void library_patron_delete(struct request *req)
 
 static void on_loans(struct request *req, const struct db_result *r)
 {
-    json_t *books;
-    const PGresult *res = r->res;
+    static const struct json_column loan[] = {
+        {"Lending.LendingID", 0, JSON_KIND_NUMBER},  {"Books.BookID", 1, JSON_KIND_NUMBER},
+        {"Books.Title", 2, JSON_KIND_STRING},        {"Authors.AuthorID", 3, JSON_KIND_NUMBER},
+        {"Authors.FirstName", 4, JSON_KIND_STRING},  {"Authors.LastName", 5, JSON_KIND_STRING},
+        {"Patrons.PatronID", 6, JSON_KIND_NUMBER},   {"Patrons.FirstName", 7, JSON_KIND_STRING},
+        {"Patrons.LastName", 8, JSON_KIND_STRING},   {"Lending.Lent", 9, JSON_KIND_STRING},
+        {"Lending.Returned", 10, JSON_KIND_STRING}, /* open loans: always null */
+    };
 
-    if (r->err) {
+    if (r->err)
         request_db_error(req, r);
-        return;
-    }
-    books = json_array();
-    for (int i = 0, n = PQntuples(res); i < n; i++)
-        json_array_append_new(
-            books, json_pack("{s:I, s:I, s:s, s:I, s:s, s:s, s:I, s:s, s:s, s:s, s:n}",
-                             "Lending.LendingID", int_at(res, i, 0),
-                             "Books.BookID", int_at(res, i, 1),
-                             "Books.Title", PQgetvalue(res, i, 2),
-                             "Authors.AuthorID", int_at(res, i, 3),
-                             "Authors.FirstName", PQgetvalue(res, i, 4),
-                             "Authors.LastName", PQgetvalue(res, i, 5),
-                             "Patrons.PatronID", int_at(res, i, 6),
-                             "Patrons.FirstName", PQgetvalue(res, i, 7),
-                             "Patrons.LastName", PQgetvalue(res, i, 8),
-                             "Lending.Lent", PQgetvalue(res, i, 9),
-                             "Lending.Returned"));
-    request_reply(req, 200, json_pack("{s:o}", "books", books));
+    else
+        request_reply_rows(req, 200, "books", r->res, loan, 11);
 }
 
 void library_loans(struct request *req)

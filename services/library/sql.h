@@ -59,7 +59,8 @@
       "SELECT patronid FROM p")                                                       \
     X(LOANS_OPEN,                                                                     \
       "SELECT l.lendingid, b.bookid, b.title, a.authorid, a.firstname, a.lastname, "  \
-      "p.patronid, p.firstname, p.lastname, to_char(l.lent, 'YYYY-MM-DD') "           \
+      "p.patronid, p.firstname, p.lastname, to_char(l.lent, 'YYYY-MM-DD'), "          \
+      "to_char(l.returned, 'YYYY-MM-DD') "                                            \
       "FROM lending l JOIN books b ON b.bookid = l.bookid "                           \
       "JOIN authors a ON a.authorid = b.authorid "                                    \
       "JOIN patrons p ON p.patronid = l.patronid "                                    \

@@ -15,31 +15,23 @@
 /* Row columns, in ITEM_COLUMNS order. */
 enum { COL_ID, COL_DESCRIPTION, COL_GUIDE, COL_STATUS, COL_USERNAME, COL_ARCHIVED };
 
-static json_t *item_from_row(const PGresult *res, int row)
-{
-    return json_pack("{s:b, s:s, s:s, s:s, s:s, s:s}",
-                     "archived", PQgetvalue(res, row, COL_ARCHIVED)[0] == 't',
-                     "description", PQgetvalue(res, row, COL_DESCRIPTION),
-                     "guide", PQgetvalue(res, row, COL_GUIDE),
-                     "id", PQgetvalue(res, row, COL_ID),
-                     "name", PQgetvalue(res, row, COL_USERNAME),
-                     "status", PQgetvalue(res, row, COL_STATUS));
-}
+/* An item on the wire: its keys sorted, its id as a string. */
+static const struct json_column item[] = {
+    {"archived", COL_ARCHIVED, JSON_KIND_BOOL},
+    {"description", COL_DESCRIPTION, JSON_KIND_STRING},
+    {"guide", COL_GUIDE, JSON_KIND_STRING},
+    {"id", COL_ID, JSON_KIND_STRING},
+    {"name", COL_USERNAME, JSON_KIND_STRING},
+    {"status", COL_STATUS, JSON_KIND_STRING},
+};
+#define ITEM_KEYS ((int)(sizeof(item) / sizeof(item[0])))
 
 static void on_list(struct request *req, const struct db_result *r)
 {
-    json_t *items;
-    int n;
-
-    if (r->err) {
+    if (r->err)
         request_db_error(req, r);
-        return;
-    }
-    n = PQntuples(r->res);
-    items = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(items, item_from_row(r->res, i));
-    request_reply(req, 200, items);
+    else
+        request_reply_rows(req, 200, NULL, r->res, item, ITEM_KEYS);
 }
 
 void items_list(struct request *req)
@@ -89,7 +81,7 @@ static bool found(struct request *req, const struct db_result *r)
 static void on_get(struct request *req, const struct db_result *r)
 {
     if (found(req, r))
-        request_reply(req, 200, item_from_row(r->res, 0));
+        request_reply_row(req, 200, r->res, 0, item, ITEM_KEYS);
 }
 
 void items_get(struct request *req)

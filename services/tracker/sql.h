@@ -42,7 +42,8 @@
 #define USERS_SQL(X)                                                                   \
     X(USERS_LIST, "SELECT u.user_id, u.name, " USER_BOOKS("u.id") " FROM users u ORDER BY u.id") \
     X(USER_GET,                                                                        \
-      "SELECT u.id, u.user_id, u.name, " USER_BOOKS("u.id") " FROM users u WHERE u.user_id = $1") \
+      "SELECT json_build_object('id', u.id, 'userId', u.user_id, 'name', u.name, "      \
+      "'books', " USER_BOOKS("u.id") ") FROM users u WHERE u.user_id = $1")            \
     /* No userId given: the id as text (a clash with a given one is retried). */       \
     X(USER_ADD,                                                                        \
       "WITH u AS (INSERT INTO users (id, user_id, name) SELECT n, n::text, $1 "         \

@@ -50,18 +50,13 @@ void users_list(struct request *req)
 
 static void on_get(struct request *req, const struct db_result *r)
 {
-    const PGresult *res = r->res;
-
     if (r->err)
         request_db_error(req, r);
-    else if (PQntuples(res) == 0)
+    else if (PQntuples(r->res) == 0)
         request_error(req, 404, "Could not find user with provided \"userId\"");
-    else
-        request_reply(req, 200, json_pack("{s:I, s:s, s:s, s:o}", "id",
-                                          (json_int_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10),
-                                          "userId", PQgetvalue(res, 0, 1), "name",
-                                          PQgetvalue(res, 0, 2), "books",
-                                          json_of(PQgetvalue(res, 0, 3))));
+    else /* the whole body, as PostgreSQL wrote it */
+        request_reply_json_text(req, 200, PQgetvalue(r->res, 0, 0),
+                                (size_t)PQgetlength(r->res, 0, 0));
 }
 
 /* The path's {userId}; the gateway has decoded it and it is never empty. */

@@ -1,6 +1,7 @@
-/* test_jsontext.c - PostgreSQL's json text, compacted, is what jansson
- * writes for the same value: an event the outbox relays looks like any other
- * JSON the system sends, byte for byte. */
+/* test_jsontext.c - PostgreSQL's json text, compacted, and result rows
+ * written as objects are what jansson writes for the same values: an event
+ * the outbox relays, or a list, looks like any other JSON the system sends,
+ * byte for byte. */
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +21,79 @@ static const char *const samples[] = {
     "\" a string alone \"",
 };
 
+/* Rows as libpq would hand them over: text values, NULL as NULL. */
+static PGresult *result(int ncols, int nrows, const char *const *cells)
+{
+    PGresAttDesc attrs[8] = {{0}};
+    PGresult *res = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+
+    for (int c = 0; c < ncols; c++)
+        attrs[c].name = (char *)"c";
+    PQsetResultAttrs(res, ncols, attrs);
+    for (int r = 0; r < nrows; r++)
+        for (int c = 0; c < ncols; c++) {
+            char *v = cells[r * ncols + c] ? strdup(cells[r * ncols + c]) : NULL;
+
+            PQsetvalue(res, r, c, v, v ? (int)strlen(v) : -1); /* copies it */
+            free(v);
+        }
+    return res;
+}
+
+static void check_rows(void)
+{
+    /* Columns in another order than the keys, as the items' are. */
+    static const struct json_column cols[] = {
+        {"n", 2, JSON_KIND_NUMBER},
+        {"t\"ext\n", 0, JSON_KIND_STRING},
+        {"ok", 1, JSON_KIND_BOOL},
+    };
+    static const char *const cells[] = {
+        "plain", "t", "1",
+        "quote \" back\\ tab\t nl\n \x01 z\xc3\xa9 \xe2\x82\xac </script>", "f", "-42",
+        NULL, NULL, NULL,
+        "", "t", "9223372036854775807",
+    };
+    PGresult *res = result(3, 4, cells);
+    json_t *want = json_array();
+    struct strbuf got = {0};
+    char *text;
+
+    for (int r = 0; r < 4; r++) {
+        json_t *o = json_object();
+        const char *const *row = &cells[r * 3];
+
+        json_object_set_new(o, "n", row[2] ? json_integer(strtoll(row[2], NULL, 10)) : json_null());
+        json_object_set_new(o, "t\"ext\n", row[0] ? json_string(row[0]) : json_null());
+        json_object_set_new(o, "ok", row[1] ? json_boolean(row[1][0] == 't') : json_null());
+        json_array_append_new(want, o);
+    }
+    text = json_dumps(want, JSON_COMPACT);
+    sb_add(&got, "[", 1);
+    json_text_rows(&got, res, 0, 4, cols, 3);
+    sb_add(&got, "]", 1);
+    CHECK(text && strcmp(got.data, text) == 0);
+    if (text && strcmp(got.data, text) != 0)
+        fprintf(stderr, "  got  %s\n  want %s\n", got.data, text);
+
+    /* One row alone, and no rows at all. */
+    got.len = 0;
+    json_text_rows(&got, res, 1, 2, cols, 3);
+    CHECK(strncmp(got.data, "{\"n\":-42,", 9) == 0 && got.data[got.len - 1] == '}');
+    got.len = 0;
+    json_text_rows(&got, res, 0, 0, cols, 3);
+    CHECK(got.len == 0);
+
+    free(text);
+    sb_free(&got);
+    json_decref(want);
+    PQclear(res);
+}
+
 int main(void)
 {
+    check_rows();
+
     for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
         char *text = strdup(samples[i]);
         size_t len = json_text_compact(text, strlen(text));
