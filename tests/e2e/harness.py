@@ -134,6 +134,8 @@ class Stack:
         else:
             cmd = [os.path.join(BIN_DIR, name)]
         env = dict(self.env(), **(env or {}))
+        if name == "nats":  # as ./dev starts it
+            env.setdefault("GOMAXPROCS", os.environ.get("NATS_GOMAXPROCS", "1"))
         with open(log, "ab") as f:
             self.procs[name] = subprocess.Popen(cmd, env=env, stdout=f,
                                                 stderr=subprocess.STDOUT)
