@@ -27,8 +27,10 @@ for file in "$root"/lib/migrations/*.sql "$root"/services/*/migrations/*.sql; do
       echo "SELECT count(*) AS applied FROM schema_migrations WHERE service = '$service' AND version = '$version' \\gset"
       echo "\\if :applied"
       echo "\\else"
+      echo "\\o /dev/null" # what a migration's queries return (a setval) is not news
       cat "$file"
       echo
+      echo "\\o"
       echo "INSERT INTO schema_migrations (service, version) VALUES ('$service', '$version');"
       echo "\\echo applied $service/$version"
       echo "\\endif"
