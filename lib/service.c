@@ -262,7 +262,7 @@ void request_reply(struct request *pub, int status, json_t *body)
     json_decref(body);
     if (big == NULL) {
         log_error(pub->id, "could not serialise the reply");
-        reply_raw(r, status, "{\"error\":\"internal error\"}", 26);
+        reply_raw(r, 500, "{\"error\":\"internal error\"}", 26);
         return;
     }
     reply_sized(r, status, big, strlen(big));
