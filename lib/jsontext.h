@@ -31,6 +31,9 @@ struct json_column {
 
 #define JSON_MAX_COLUMNS 32
 
+/* The number of columns of a table of them, for json_text_rows(). */
+#define JSON_NCOLUMNS(cols) ((int)(sizeof(cols) / sizeof((cols)[0])))
+
 /* Appends rows 'first' to 'last' - 1 of 'res', separated by commas, each as
  * an object with the keys of 'cols' (at most JSON_MAX_COLUMNS) in their
  * order: byte for byte what jansson writes with JSON_COMPACT for the same

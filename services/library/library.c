@@ -59,7 +59,7 @@ static void on_books(struct request *req, const struct db_result *r)
     if (r->err)
         request_db_error(req, r);
     else
-        request_reply_rows(req, 200, "books", r->res, book, 5);
+        request_reply_rows(req, 200, "books", r->res, book, JSON_NCOLUMNS(book));
 }
 
 void library_books(struct request *req)
@@ -128,7 +128,7 @@ static void reply_people(struct request *req, const struct db_result *r, const c
     if (r->err)
         request_db_error(req, r);
     else
-        request_reply_rows(req, 200, list, r->res, person, 3);
+        request_reply_rows(req, 200, list, r->res, person, JSON_NCOLUMNS(person));
 }
 
 static void on_authors(struct request *req, const struct db_result *r)
@@ -246,7 +246,7 @@ static void on_loans(struct request *req, const struct db_result *r)
     if (r->err)
         request_db_error(req, r);
     else
-        request_reply_rows(req, 200, "books", r->res, loan, 11);
+        request_reply_rows(req, 200, "books", r->res, loan, JSON_NCOLUMNS(loan));
 }
 
 void library_loans(struct request *req)

@@ -24,14 +24,13 @@ static const struct json_column item[] = {
     {"name", COL_USERNAME, JSON_KIND_STRING},
     {"status", COL_STATUS, JSON_KIND_STRING},
 };
-#define ITEM_KEYS ((int)(sizeof(item) / sizeof(item[0])))
 
 static void on_list(struct request *req, const struct db_result *r)
 {
     if (r->err)
         request_db_error(req, r);
     else
-        request_reply_rows(req, 200, NULL, r->res, item, ITEM_KEYS);
+        request_reply_rows(req, 200, NULL, r->res, item, JSON_NCOLUMNS(item));
 }
 
 void items_list(struct request *req)
@@ -81,7 +80,7 @@ static bool found(struct request *req, const struct db_result *r)
 static void on_get(struct request *req, const struct db_result *r)
 {
     if (found(req, r))
-        request_reply_row(req, 200, r->res, 0, item, ITEM_KEYS);
+        request_reply_row(req, 200, r->res, 0, item, JSON_NCOLUMNS(item));
 }
 
 void items_get(struct request *req)
