@@ -23,9 +23,13 @@
 
 #define STORED_PACKAGES "ec2_package k WHERE k.aws_instance_id = x.aws_instance_id"
 
+/* Instance row 'x''s record: the one its POST stored, or rendered from the
+ * tables for a row written otherwise. */
+#define STORED_RECORD "coalesce(x.record, " RECORD_JSON(STORED_PACKAGES) ")"
+
 /* 'page' is "LIMIT $n OFFSET $m" (a NULL limit: all rows). */
 #define RECORDS_RUNNING(condition, page)                                               \
-    "SELECT " RECORD_JSON(STORED_PACKAGES) " FROM ec2 x WHERE x.aws_instance_id IN "    \
+    "SELECT " STORED_RECORD " FROM ec2 x WHERE x.aws_instance_id IN "    \
     "(SELECT m.aws_instance_id FROM ec2_package m WHERE " condition ") "                \
     "ORDER BY x.aws_instance_id " page
 
@@ -39,24 +43,26 @@
       "p->>'package_name' AS package_name, p->>'package_version' AS package_version, " \
       "ord AS ordinal FROM json_array_elements($4::json) WITH ORDINALITY AS e(p, ord) " \
       "ORDER BY p->>'package_name', p->>'package_version', ord), "                     \
-      "x AS (INSERT INTO ec2 (aws_instance_id, aws_region, aws_account) "              \
-      "VALUES ($1, $2, $3) RETURNING *), "                                             \
+      "x AS (INSERT INTO ec2 (aws_instance_id, aws_region, aws_account, "              \
+      "creation_date_utc, record) SELECT x.*, " RECORD_JSON("k") " FROM (VALUES ($1, $2, " \
+      "$3, date_trunc('second', now() AT TIME ZONE 'UTC'))) AS x(aws_instance_id, "   \
+      "aws_region, aws_account, creation_date_utc) RETURNING *), "                     \
       "p AS (INSERT INTO package (package_name, package_version) "                     \
       "SELECT package_name, package_version FROM k ORDER BY 1, 2 ON CONFLICT DO NOTHING), " \
       "l AS (INSERT INTO ec2_package (aws_instance_id, package_name, package_version, ordinal) " \
       "SELECT x.aws_instance_id, k.package_name, k.package_version, k.ordinal FROM x, k), " \
       "e AS (" OUTBOX_EMIT("inventory", "events.inventory.instance.added", "$5",        \
-                           RECORD_JSON("k"), "x") ") "                                 \
+                           "x.record", "x") ") "                                       \
       "SELECT aws_instance_id FROM x")                                                 \
     /* The whole body, passed on as PostgreSQL wrote it. */                    \
-    X(INSTANCE_GET, "SELECT json_build_object('record', " RECORD_JSON(STORED_PACKAGES) \
-                    ", 'record_found', true) FROM ec2 x WHERE x.aws_instance_id = $1") \
+    X(INSTANCE_GET, "SELECT '{\"record\":' || " STORED_RECORD "::text || "             \
+                    "',\"record_found\":true}' FROM ec2 x WHERE x.aws_instance_id = $1") \
     /* The event's packages are read before the cascade removes them (every   \
      * part of a statement sees the rows as they were when it started). */    \
     X(INSTANCE_DELETE,                                                                 \
       "WITH x AS (DELETE FROM ec2 WHERE aws_instance_id = $1 RETURNING *), "           \
       "e AS (" OUTBOX_EMIT("inventory", "events.inventory.instance.deleted", "$2",      \
-                           RECORD_JSON(STORED_PACKAGES), "x") ") "                     \
+                           STORED_RECORD, "x") ") "                                    \
       "SELECT aws_instance_id FROM x")                                                 \
     /* Both use ec2_package_by_package, then the primary keys. */             \
     X(RUNNING_PACKAGE, RECORDS_RUNNING("m.package_name = $1", "LIMIT $2 OFFSET $3"))   \

@@ -12,6 +12,7 @@ so it needs more requests in flight to keep them all busy (Little's law).
 Environment: BENCH_SECONDS (10), BENCH_CONNECTIONS (32,64,128), BENCH_LENDERS
 (16), BENCH_WRITERS (64)."""
 import calendar
+import http.client
 import json
 import os
 import re
@@ -211,6 +212,36 @@ SCENARIOS = {"items_get": items_get, "books_list": books_list, "lend_return": le
              "ec2_get": ec2_get, "user_get": user_get, "outbox": outbox, "notifier": notifier}
 
 
+def post_all(stack, requests, threads=4):
+    """POSTs each (path, body) through the gateway on a few kept-alive
+    connections; stops at the first answer that is not 200."""
+    requests = list(requests)
+    failed = []
+
+    def worker(part):
+        conn = http.client.HTTPConnection("127.0.0.1", stack.http_port, timeout=10)
+        try:
+            for path, body in part:
+                conn.request("POST", path, json.dumps(body),
+                             {"Content-Type": "application/json"})
+                r = conn.getresponse()
+                text = r.read()
+                if r.status != 200:
+                    failed.append("POST %s: %d %s" % (path, r.status, text[:200]))
+                    return
+        finally:
+            conn.close()
+
+    workers = [threading.Thread(target=worker, args=(requests[i::threads],))
+               for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    if failed:
+        raise RuntimeError(failed[0])
+
+
 def load(stack):
     stack.psql("INSERT INTO work_items (description, guide, status, username) "
                "SELECT 'item ' || i, 'python', 'open', 'user-' || (i %% 50) "
@@ -226,15 +257,15 @@ def load(stack):
     stack.psql("INSERT INTO lending (bookid, patronid, lent, returned) "
                "SELECT i %% 418 + 1, 1, current_date - 30, current_date - 1 "
                "FROM generate_series(1, %d) i" % ITEMS)
-    # An instance's packages side by side, as one POST writes them, and a
-    # user's books likewise (the planner may otherwise loop over k outside:
-    # every row on a page of its own).
-    stack.psql("INSERT INTO ec2 (aws_instance_id, aws_region, aws_account) "
-               "SELECT 'i-' || i, 'us-east-1', '123456789012' FROM generate_series(1, %d) i;"
-               "INSERT INTO package SELECT 'pkg' || p, '1.' || p FROM generate_series(1, 50) p;"
-               "INSERT INTO ec2_package SELECT 'i-' || i, 'pkg' || p, '1.' || p, k "
-               "FROM generate_series(1, %d) i, generate_series(1, 5) k, "
-               "LATERAL (SELECT (i * 7 + k * 11) %% 50 + 1 AS p) x ORDER BY i, k" % (ITEMS, ITEMS))
+    # Instances through their route, as users add them: the POST also stores
+    # the record that GET answers with.
+    post_all(stack, (("/ec2/i-%d" % i, {
+        "aws_region": "us-east-1", "aws_account": "123456789012",
+        "packages": [{"package_name": "pkg%d" % p, "package_version": "1.%d" % p}
+                     for p in ((i * 7 + k * 11) % 50 + 1 for k in range(1, 6))]})
+        for i in range(1, ITEMS + 1)))
+    # A user's books side by side, as POSTs write them (the planner may
+    # otherwise loop over k outside: every row on a page of its own).
     stack.psql("INSERT INTO users (user_id, name) SELECT 'bench-' || i, 'User ' || i "
                "FROM generate_series(1, %d) i;"
                "INSERT INTO user_books (user_pk, isbn, name, author) SELECT id, '978-' || k, "

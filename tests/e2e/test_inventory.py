@@ -340,9 +340,9 @@ def test_search_by_package(stack):
 def statement(fragment):
     """A statement exactly as the service prepares it: a string of its binary."""
     with open(os.path.join(BIN_DIR, "inventory"), "rb") as f:
-        found = [s[s.find(b"SELECT json_build_object("):].decode()
+        found = [s[s.find(b"SELECT coalesce(x.record"):].decode()
                  for s in f.read().split(b"\0")
-                 if b"SELECT json_build_object(" in s and fragment.encode() in s]
+                 if b"SELECT coalesce(x.record" in s and fragment.encode() in s]
     check(len(found) == 1, "one statement with %r: %r" % (fragment, found))
     return found[0]
 
@@ -393,6 +393,23 @@ def test_search_uses_indexes_at_100k_instances(stack):
     check(time.monotonic() - started < 4, "answered before the gateway's timeout")
     check(len(expect(stack.request("GET", "/ec2?package_name=load-libc&limit=5000"),
                      200).json()["records"]) == 5000, "5,000 of them")
+
+
+def test_record_rendered_once(stack):
+    """The POST stores the record GET shows; a row written by other means (no
+    stored record) is rendered from the tables, the same bytes."""
+    ready(stack)
+    iid = new_id()
+    add(stack, iid, pkgs(("zlib", "1.2"), ("bash", "5.2"), ("zlib", "1.2")))
+    stored = stack.psql("SELECT record IS NOT NULL FROM ec2 WHERE aws_instance_id = '%s'" % iid)
+    check(stored == "t", "the POST stored the record: %r" % stored)
+    first = stack.request("GET", url(iid))
+    stack.psql("UPDATE ec2 SET record = NULL WHERE aws_instance_id = '%s'" % iid)
+    second = stack.request("GET", url(iid))
+    check(first.status == second.status == 200 and first.body == second.body,
+          "stored %r, rendered %r" % (first.body, second.body))
+    check(first.json()["record"]["packages"] == pkgs(("zlib", "1.2"), ("bash", "5.2")),
+          first.json())
 
 
 def test_events(stack):
