@@ -32,18 +32,22 @@
       "SELECT iditem FROM item UNION ALL "                                             \
       "SELECT iditem FROM work_items WHERE iditem = $1 AND archived LIMIT 1")
 
-/* Users (seeds 003 and 004). A user's books as a JSON array, oldest first. */
-#define USER_BOOKS(pk)                                                                 \
-    "coalesce((SELECT json_agg(json_build_object('isbn', b.isbn, 'name', b.name, "     \
-    "'author', b.author) ORDER BY b.id) FROM user_books b WHERE b.user_pk = " pk "), "   \
-    "'[]')"
+/* Users (seeds 003 and 004). Book row 'b' as the API shows it. */
+#define BOOK_JSON "json_build_object('isbn', b.isbn, 'name', b.name, 'author', b.author)"
+
+/* User row 'u''s books as a JSON array, oldest first: the one its book adds
+ * kept (users.books), or rendered from user_books for a user whose books
+ * were written otherwise. */
+#define USER_BOOKS(u)                                                                  \
+    "coalesce(" u ".books, (SELECT json_agg(" BOOK_JSON " ORDER BY b.id) "             \
+    "FROM user_books b WHERE b.user_pk = " u ".id), '[]')"
 #define USER_JSON "json_build_object('id', u.id, 'userId', u.user_id, 'name', u.name)"
 
 #define USERS_SQL(X)                                                                   \
-    X(USERS_LIST, "SELECT u.user_id, u.name, " USER_BOOKS("u.id") " FROM users u ORDER BY u.id") \
+    X(USERS_LIST, "SELECT u.user_id, u.name, " USER_BOOKS("u") " FROM users u ORDER BY u.id") \
     X(USER_GET,                                                                        \
       "SELECT json_build_object('id', u.id, 'userId', u.user_id, 'name', u.name, "      \
-      "'books', " USER_BOOKS("u.id") ") FROM users u WHERE u.user_id = $1")            \
+      "'books', " USER_BOOKS("u") ") FROM users u WHERE u.user_id = $1")            \
     /* No userId given: the id as text (a clash with a given one is retried). */       \
     X(USER_ADD,                                                                        \
       "WITH u AS (INSERT INTO users (id, user_id, name) SELECT n, n::text, $1 "         \
@@ -64,10 +68,18 @@
       "WITH u AS (DELETE FROM users WHERE user_id = $1 RETURNING *), "                 \
       "e AS (" OUTBOX_EMIT("tracker", "events.tracker.user.deleted", "$2", USER_JSON, "u") ") " \
       "SELECT id FROM u")                                                              \
+    /* The user's row is locked before the book is inserted, so that books    \
+     * added at once get ids in the order they are appended to users.books;   \
+     * the append reads the row's latest version (a concurrent add that       \
+     * committed first is kept). */                                           \
     X(USER_BOOK_ADD,                                                                   \
-      "WITH u AS (SELECT id, user_id FROM users WHERE user_id = $1), "                 \
+      "WITH u AS (SELECT id, user_id FROM users WHERE user_id = $1 FOR UPDATE), "      \
       "b AS (INSERT INTO user_books (user_pk, isbn, name, author) "                    \
       "SELECT id, $2, $3, $4 FROM u RETURNING *), "                                    \
+      "s AS (UPDATE users x SET books = (SELECT json_agg(j ORDER BY n) FROM ("         \
+      "SELECT j, n FROM json_array_elements(" USER_BOOKS("x") ") WITH ORDINALITY AS o(j, n) " \
+      "UNION ALL SELECT " BOOK_JSON ", 9223372036854775807) a) "                       \
+      "FROM b WHERE x.id = b.user_pk), "                                               \
       "e AS (" OUTBOX_EMIT("tracker", "events.tracker.user.book_added", "$5",           \
                            "json_build_object('userId', u.user_id, 'isbn', b.isbn, "   \
                            "'name', b.name, 'author', b.author)",                      \

@@ -264,13 +264,12 @@ def load(stack):
         "packages": [{"package_name": "pkg%d" % p, "package_version": "1.%d" % p}
                      for p in ((i * 7 + k * 11) % 50 + 1 for k in range(1, 6))]})
         for i in range(1, ITEMS + 1)))
-    # A user's books side by side, as POSTs write them (the planner may
-    # otherwise loop over k outside: every row on a page of its own).
-    stack.psql("INSERT INTO users (user_id, name) SELECT 'bench-' || i, 'User ' || i "
-               "FROM generate_series(1, %d) i;"
-               "INSERT INTO user_books (user_pk, isbn, name, author) SELECT id, '978-' || k, "
-               "'Book ' || k, 'Author' FROM users, generate_series(1, 2) k "
-               "WHERE user_id LIKE 'bench-%%' ORDER BY id, k" % ITEMS)
+    # Users and their books likewise: each add also appends to users.books.
+    post_all(stack, (("/users", {"userId": "bench-%d" % i, "name": "User %d" % i})
+                     for i in range(1, ITEMS + 1)))
+    post_all(stack, (("/users/bench-%d/books" % i,
+                      {"isbn": "978-%d" % k, "name": "Book %d" % k, "author": "Author"})
+                     for i in range(1, ITEMS + 1) for k in (1, 2)))
     # Vacuumed as well as analysed: the rows' hint bits and visibility map
     # are set now, not by the first scenario's reads and an autovacuum
     # during its run; and a checkpoint writes the load out before timing.

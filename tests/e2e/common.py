@@ -1,4 +1,7 @@
 """common.py - small helpers the e2e tests share."""
+import os
+
+from harness import BIN_DIR
 
 
 def fresh(fn=None, services=None, **env):
@@ -15,6 +18,16 @@ def fresh(fn=None, services=None, **env):
 def check(cond, msg):
     if not cond:
         raise AssertionError(msg)
+
+
+def statement(service, start, fragment):
+    """A statement exactly as 'service' prepares it: the one string of its
+    binary that holds 'fragment', from 'start' on."""
+    with open(os.path.join(BIN_DIR, service), "rb") as f:
+        found = [s[s.find(start.encode()):].decode() for s in f.read().split(b"\0")
+                 if start.encode() in s and fragment.encode() in s]
+    check(len(found) == 1, "one statement with %r: %r" % (fragment, found))
+    return found[0]
 
 
 def expect(resp, status, body=None):

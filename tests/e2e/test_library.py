@@ -42,7 +42,7 @@ def test_add_book_reuses_author(stack):
     b1, a1 = add_book(stack, "First", "Jane", last)
     b2, a2 = add_book(stack, "Second", "Jane", last)
     b3, a3 = add_book(stack, "Third", "John", last)
-    check(a1 == a2 and a3 != a1 and b1 < b2 < b3, "author reused: %r" % [(b1, a1), (b2, a2)])
+    check(a1 == a2 and a3 != a1 and b1 < b2 < b3, "author reused: %r" % ([(b1, a1), (b2, a2)],))
     books = expect(stack.request("GET", "/api/books/%d" % a1), 200).json()["books"]
     check(books == [{"Books.BookID": b1, "Books.Title": "First", "Authors.AuthorID": a1,
                      "Authors.FirstName": "Jane", "Authors.LastName": last},

@@ -1,8 +1,10 @@
 """The users API (seeds 003 and 004 merged): seed 003's curl examples, seed
 004's Postman sequence in its order, and bad input."""
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
-from common import check, expect
+from common import check, expect, statement
+from harness import wait_until
 
 
 def test_seed_003_curl_examples(stack):
@@ -60,6 +62,56 @@ def test_books_of_a_user(stack):
                              {"Content-Type": "application/json"}), 400)
     check(len(expect(stack.request("GET", "/users/%s" % uid), 200).json()["books"]) == 3,
           "nothing written")
+
+
+def test_books_kept_with_the_user(stack):
+    """users.books, kept by each add, answers as user_books would: for books
+    added at once, for a user whose books were written by SQL, and byte for
+    byte when rendered from the table instead."""
+    uid = "shelf-" + uuid.uuid4().hex[:6]
+    pk = expect(stack.request("POST", "/users", {"userId": uid, "name": "Shelf"}), 200).json()["id"]
+    stack.psql("INSERT INTO user_books (user_pk, isbn, name, author) VALUES "
+               "(%d, 'sql-1', 'By hand', 'psql'), (%d, 'sql-2', 'By hand', 'psql')" % (pk, pk))
+
+    def add(i):
+        return expect(stack.request("POST", "/users/%s/books" % uid,
+                                    {"isbn": "c-%02d" % i, "name": "Book %d" % i,
+                                     "author": "Writer"}), 200).json()
+
+    with ThreadPoolExecutor(8) as pool:
+        check(all(r == {"success": True} for r in pool.map(add, range(20))), "20 adds")
+        # Adds that begin while another add (the service's own statement, run
+        # by hand) holds the user's row, and read a snapshot without its book:
+        # they must still append after it, on both connections.
+        add_sql = statement("tracker", "WITH u AS", "INSERT INTO user_books")
+        s = stack.psql_session()
+        try:
+            s.stdin.write("PREPARE add(text, text, text, text, text) AS %s;\nBEGIN;\n"
+                          "EXECUTE add('%s', 'sql-3', 'By hand', 'psql', NULL);\n"
+                          "SELECT 'added';\n" % (add_sql, uid))
+            s.stdin.flush()
+            lines = [s.stdout.readline().strip() for _ in range(2)]
+            check(lines[0].isdigit() and lines[1] == "added", "an add in flight: %r" % lines)
+            waiting = pool.map(add, range(20, 22))  # one per connection
+            wait_until(lambda: int(stack.psql(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE '%%INSERT INTO user_books%%'")) >= 2, 10, "two adds waiting")
+        finally:
+            s.stdin.write("COMMIT;\n\\q\n")
+            s.stdin.flush()
+            s.wait(10)
+        check(all(r == {"success": True} for r in waiting), "2 waiting adds")
+    stored = stack.request("GET", "/users/%s" % uid)
+    in_table = stack.psql("SELECT string_agg(isbn, ' ' ORDER BY id) FROM user_books "
+                          "WHERE user_pk = %d" % pk).split()
+    isbns = [b["isbn"] for b in expect(stored, 200).json()["books"]]
+    check(isbns[:2] == ["sql-1", "sql-2"] and
+          sorted(isbns[2:]) == ["c-%02d" % i for i in range(22)] + ["sql-3"],
+          "every book once: %r" % isbns)
+    check(isbns == in_table, "stored in the table's order: %r vs %r" % (isbns, in_table))
+    stack.psql("UPDATE users SET books = NULL WHERE id = %d" % pk)
+    rendered = stack.request("GET", "/users/%s" % uid)
+    check(stored.body == rendered.body, "stored %r, rendered %r" % (stored.body, rendered.body))
 
 
 def test_bad_input(stack):
