@@ -85,3 +85,20 @@ void json_text_rows(struct strbuf *out, const PGresult *res, int first, int last
         sb_add(out, "}", 1);
     }
 }
+
+void json_text_values(struct strbuf *out, const PGresult *res, int first, int last, int col)
+{
+    for (int row = first; row < last; row++) {
+        size_t at;
+
+        if (row > first)
+            sb_add(out, ",", 1);
+        if (PQgetisnull(res, row, col)) {
+            sb_add(out, "null", 4);
+            continue;
+        }
+        at = out->len;
+        sb_add(out, PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col));
+        out->len = at + json_text_compact(out->data + at, out->len - at);
+    }
+}

@@ -293,8 +293,8 @@ void request_reply_row(struct request *req, int status, const PGresult *res, int
     reply_rows_buf((struct req_impl *)req, status);
 }
 
-void request_reply_rows(struct request *req, int status, const char *list, const PGresult *res,
-                        const struct json_column *cols, int ncols)
+/* {"<list>":[ or [ */
+static void list_open(const char *list)
 {
     if (list) {
         sb_add(&rows_buf, "{", 1);
@@ -302,9 +302,27 @@ void request_reply_rows(struct request *req, int status, const char *list, const
         sb_add(&rows_buf, ":", 1);
     }
     sb_add(&rows_buf, "[", 1);
-    json_text_rows(&rows_buf, res, 0, PQntuples(res), cols, ncols);
+}
+
+static void list_close(struct request *req, int status, const char *list)
+{
     sb_add(&rows_buf, list ? "]}" : "]", list ? 2 : 1);
     reply_rows_buf((struct req_impl *)req, status);
+}
+
+void request_reply_rows(struct request *req, int status, const char *list, const PGresult *res,
+                        const struct json_column *cols, int ncols)
+{
+    list_open(list);
+    json_text_rows(&rows_buf, res, 0, PQntuples(res), cols, ncols);
+    list_close(req, status, list);
+}
+
+void request_reply_values(struct request *req, int status, const char *list, const PGresult *res)
+{
+    list_open(list);
+    json_text_values(&rows_buf, res, 0, PQntuples(res), 0);
+    list_close(req, status, list);
 }
 
 void request_error(struct request *req, int status, const char *fmt, ...)

@@ -50,16 +50,10 @@ void library_index(struct request *req)
 
 static void on_books(struct request *req, const struct db_result *r)
 {
-    static const struct json_column book[] = {
-        {"Books.BookID", 0, JSON_KIND_NUMBER},     {"Books.Title", 1, JSON_KIND_STRING},
-        {"Authors.AuthorID", 2, JSON_KIND_NUMBER}, {"Authors.FirstName", 3, JSON_KIND_STRING},
-        {"Authors.LastName", 4, JSON_KIND_STRING},
-    };
-
     if (r->err)
         request_db_error(req, r);
     else
-        request_reply_rows(req, 200, "books", r->res, book, JSON_NCOLUMNS(book));
+        request_reply_values(req, 200, "books", r->res);
 }
 
 void library_books(struct request *req)

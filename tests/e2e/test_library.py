@@ -75,6 +75,28 @@ def test_concurrent_new_author_created_once(stack):
     check(len(out) == 8 and len({a for _, a in out}) == 1, "one author: %r" % out)
 
 
+def test_book_lists_follow_every_writer(stack):
+    """A book as the lists show it (books.doc) is kept by PostgreSQL for any
+    writer: a book inserted by SQL, an author renamed by SQL."""
+    last = "Sql" + uuid.uuid4().hex[:6]
+    b1, a1 = add_book(stack, "By the API", "Ann", last)
+    b2 = int(stack.psql("INSERT INTO books (title, authorid) VALUES ('By hand', %d) "
+                        "RETURNING bookid" % a1))
+
+    def listed():
+        return expect(stack.request("GET", "/api/books/%d" % a1), 200).json()["books"]
+
+    check(listed() == [{"Books.BookID": b, "Books.Title": t, "Authors.AuthorID": a1,
+                        "Authors.FirstName": "Ann", "Authors.LastName": last}
+                       for b, t in ((b1, "By the API"), (b2, "By hand"))], listed())
+    stack.psql("UPDATE authors SET firstname = 'Anne' WHERE authorid = %d" % a1)
+    check([b["Authors.FirstName"] for b in listed()] == ["Anne", "Anne"], listed())
+    page = expect(stack.request("GET", "/api/books?limit=1&offset=%d" % (
+        int(stack.psql("SELECT count(*) FROM books WHERE bookid < %d" % b2)))), 200).json()
+    check(page["books"][0]["Books.Title"] == "By hand" and
+          page["books"][0]["Authors.FirstName"] == "Anne", page)
+
+
 def test_add_book_bad_input(stack):
     good = {"Books.Title": "T", "Authors.FirstName": "A", "Authors.LastName": "B"}
     cases = [

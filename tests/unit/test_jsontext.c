@@ -90,9 +90,44 @@ static void check_rows(void)
     PQclear(res);
 }
 
+/* Values a statement built, one per row: the samples, then a NULL. */
+static void check_values(void)
+{
+    const int n = (int)(sizeof(samples) / sizeof(samples[0]));
+    const char *cells[sizeof(samples) / sizeof(samples[0]) + 1];
+    PGresult *res;
+    json_t *want = json_array();
+    struct strbuf got = {0};
+    char *text;
+
+    for (int i = 0; i < n; i++) {
+        cells[i] = samples[i];
+        json_array_append_new(want, json_loads(samples[i], JSON_DECODE_ANY, NULL));
+    }
+    cells[n] = NULL;
+    json_array_append_new(want, json_null());
+    res = result(1, n + 1, cells);
+    text = json_dumps(want, JSON_COMPACT);
+    sb_add(&got, "[", 1);
+    json_text_values(&got, res, 0, n + 1, 0);
+    sb_add(&got, "]", 1);
+    CHECK(text && got.len == strlen(text) && memcmp(got.data, text, got.len) == 0);
+    if (text && strcmp(got.data, text) != 0)
+        fprintf(stderr, "  got  %.*s\n  want %s\n", (int)got.len, got.data, text);
+    got.len = 0;
+    json_text_values(&got, res, 0, 0, 0);
+    CHECK(got.len == 0);
+
+    free(text);
+    sb_free(&got);
+    json_decref(want);
+    PQclear(res);
+}
+
 int main(void)
 {
     check_rows();
+    check_values();
 
     for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
         char *text = strdup(samples[i]);
