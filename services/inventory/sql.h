@@ -52,7 +52,7 @@
       "l AS (INSERT INTO ec2_package (aws_instance_id, package_name, package_version, ordinal) " \
       "SELECT x.aws_instance_id, k.package_name, k.package_version, k.ordinal FROM x, k), " \
       "e AS (" OUTBOX_EMIT("inventory", "events.inventory.instance.added", "$5",        \
-                           "x.record", "x") ") "                                       \
+                           RECORD_JSON("k"), "x") ") "                                 \
       "SELECT aws_instance_id FROM x")                                                 \
     /* The whole body, passed on as PostgreSQL wrote it. */                    \
     X(INSTANCE_GET, "SELECT '{\"record\":' || " STORED_RECORD "::text || "             \
@@ -62,7 +62,7 @@
     X(INSTANCE_DELETE,                                                                 \
       "WITH x AS (DELETE FROM ec2 WHERE aws_instance_id = $1 RETURNING *), "           \
       "e AS (" OUTBOX_EMIT("inventory", "events.inventory.instance.deleted", "$2",      \
-                           STORED_RECORD, "x") ") "                                    \
+                           RECORD_JSON(STORED_PACKAGES), "x") ") "                     \
       "SELECT aws_instance_id FROM x")                                                 \
     /* Both use ec2_package_by_package, then the primary keys. */             \
     X(RUNNING_PACKAGE, RECORDS_RUNNING("m.package_name = $1", "LIMIT $2 OFFSET $3"))   \

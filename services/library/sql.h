@@ -10,6 +10,12 @@
 /* Lists take $1 = limit (NULL: all) and $2 = offset. */
 #define PAGE " LIMIT $1 OFFSET $2"
 
+/* Book row 'b' of author row 'a' as events show it: as books.doc, which a
+ * trigger keeps for the lists (migrations/002_book_doc.sql). */
+#define BOOK_JSON                                                                     \
+    "json_build_object('Books.BookID', b.bookid, 'Books.Title', b.title, "            \
+    "'Authors.AuthorID', a.authorid, 'Authors.FirstName', a.firstname, "              \
+    "'Authors.LastName', a.lastname)"
 #define PATRON_JSON                                                                   \
     "json_build_object('Patrons.PatronID', p.patronid, 'Patrons.FirstName', p.firstname, " \
     "'Patrons.LastName', p.lastname)"
@@ -29,7 +35,8 @@
       "ON CONFLICT (firstname, lastname) DO UPDATE SET firstname = EXCLUDED.firstname " \
       "RETURNING *), "                                                                \
       "b AS (INSERT INTO books (title, authorid) SELECT $1, authorid FROM a RETURNING *), " \
-      "e AS (" OUTBOX_EMIT("library", "events.library.book.added", "$4", "b.doc", "b") ") " \
+      "e AS (" OUTBOX_EMIT("library", "events.library.book.added", "$4", BOOK_JSON,    \
+                           "b JOIN a USING (authorid)") ") "                          \
       "SELECT authorid, bookid FROM b")                                               \
     X(AUTHORS_LIST,                                                                   \
       "SELECT authorid, firstname, lastname FROM authors ORDER BY authorid" PAGE)     \
