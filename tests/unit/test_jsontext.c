@@ -20,6 +20,7 @@ static const char *const samples[] = {
     "[1, \n [2, 3], \n {\"k\" : [false]}]",
     "\" a string alone \"",
 };
+#define NSAMPLES ((int)(sizeof(samples) / sizeof(samples[0])))
 
 /* Rows as libpq would hand them over: text values, NULL as NULL. */
 static PGresult *result(int ncols, int nrows, const char *const *cells)
@@ -93,8 +94,8 @@ static void check_rows(void)
 /* Values a statement built, one per row: the samples, then a NULL. */
 static void check_values(void)
 {
-    const int n = (int)(sizeof(samples) / sizeof(samples[0]));
-    const char *cells[sizeof(samples) / sizeof(samples[0]) + 1];
+    const int n = NSAMPLES;
+    const char *cells[NSAMPLES + 1];
     PGresult *res;
     json_t *want = json_array();
     struct strbuf got = {0};
@@ -129,7 +130,7 @@ int main(void)
     check_rows();
     check_values();
 
-    for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
+    for (int i = 0; i < NSAMPLES; i++) {
         char *text = strdup(samples[i]);
         size_t len = json_text_compact(text, strlen(text));
         json_t *v = json_loads(samples[i], JSON_DECODE_ANY, NULL);
