@@ -83,6 +83,7 @@ def run_module(path, pattern):
                     if shared is None:
                         shared = harness.Stack(env=getattr(mod, "ENV", None))
                         stacks.append(shared)
+                        stack = shared  # its logs, should it not come up
                         shared.up()
                     stack = shared
                 fn(stack)
