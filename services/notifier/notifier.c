@@ -9,7 +9,8 @@
  * One command: CLAIM (insert or take its row; no row means it was sent or
  * failed already, so a redelivery is only acked), render the MIME message,
  * deliver it, then record the outcome and its event in one statement and
- * only then ack. A temporary failure records the error and naks with the
+ * only then ack. The claims of one loop turn go out as one statement, and
+ * so do the emails sent: one transaction for many commands. A temporary failure records the error and naks with the
  * backoff as delay, so JetStream holds the command until its next attempt;
  * a process that dies mid-attempt leaves the command unacked, and
  * JetStream redelivers it after AckWait. */
@@ -43,6 +44,7 @@
 #define SETUP_MAX_MS 5000
 #define RECHECK_MS 60000   /* ensure the stream and consumer again (a JetStream reset) */
 #define DB_RETRY_MS 1000   /* redelivery delay when PostgreSQL failed us */
+#define BATCH_MAX 128      /* commands in one claim, or emails in one SENT */
 
 struct notifier_config notifier_cfg;
 
@@ -65,6 +67,18 @@ struct delivery {
     struct delivery *next;
 };
 
+/* Deliveries in order, linked through 'next'; a delivery is in at most one. */
+struct queue {
+    struct delivery *head, *tail;
+    long n;
+};
+
+/* The deliveries of one claim or SENT statement, in the order of its $1. */
+struct batch {
+    int n;
+    struct delivery *d[];
+};
+
 static struct {
     struct service_ctx ctx;
     struct smtp *smtp;        /* NULL: write files into MAIL_DIR */
@@ -72,8 +86,9 @@ static struct {
     long setup_backoff;
     bool ready;               /* the stream and consumer exist */
     long active;              /* claimed and not yet answered */
-    struct delivery *head, *tail;
-    long waiting;
+    struct queue waiting;     /* beyond NOTIFIER_CONCURRENCY, same bound */
+    struct queue to_claim, sent; /* for this loop turn's statements */
+    uv_prepare_t flusher;     /* sends them before the loop waits for I/O */
     bool stopping;
     int handles_open;
     void (*stop_done)(void *arg);
@@ -81,8 +96,33 @@ static struct {
 } N;
 
 static void start(struct delivery *d);
+static void on_flush(uv_prepare_t *p);
 
 /* ---- commands ------------------------------------------------------------ */
+
+static void push(struct queue *q, struct delivery *d)
+{
+    d->next = NULL;
+    if (q->tail)
+        q->tail->next = d;
+    else
+        q->head = d;
+    q->tail = d;
+    q->n++;
+}
+
+static struct delivery *pop(struct queue *q)
+{
+    struct delivery *d = q->head;
+
+    if (d) {
+        q->head = d->next;
+        if (q->head == NULL)
+            q->tail = NULL;
+        q->n--;
+    }
+    return d;
+}
 
 static void delivery_free(struct delivery *d)
 {
@@ -223,23 +263,15 @@ static void done(struct delivery *d)
 {
     delivery_free(d);
     N.active--;
-    while (N.head && N.active < notifier_cfg.concurrency) {
-        struct delivery *next = N.head;
-
-        N.head = next->next;
-        if (N.head == NULL)
-            N.tail = NULL;
-        N.waiting--;
-        start(next);
-    }
+    while (N.waiting.n > 0 && N.active < notifier_cfg.concurrency)
+        start(pop(&N.waiting));
     if (N.stopping && N.active == 0)
         finish_stop();
 }
 
-static void on_recorded(void *arg, const struct db_result *r)
+/* The outcome of 'd' is recorded, or not ('r->err'): answer the command. */
+static void answer(struct delivery *d, const struct db_result *r)
 {
-    struct delivery *d = arg;
-
     if (r->err) {
         /* Not recorded: let JetStream bring it back; an email already sent
          * goes out again (at least once), with the same Message-ID. */
@@ -247,22 +279,47 @@ static void on_recorded(void *arg, const struct db_result *r)
                  d->id, r->message);
         js_nak(N.ctx.bus, d->msg, DB_RETRY_MS);
     } else {
-        outbox_kick(N.ctx.outbox);
         js_ack(N.ctx.bus, d->msg);
     }
     done(d);
 }
 
-static void record(struct delivery *d, int stmt, const char *error)
+static void on_failed_recorded(void *arg, const struct db_result *r)
 {
-    if (stmt == SQL_SENT)
-        log_info(d->request_id, "email %s sent to %d recipient(s), attempt %ld", d->id, d->nto,
-                 d->attempts);
-    else
-        log_warn(d->request_id, "email %s failed for good after %ld attempt(s): %s", d->id,
-                 d->attempts, error);
-    db_query(N.ctx.db, stmt, stmt == SQL_SENT ? 1 : 2, (const char *[]){d->id, error},
-             on_recorded, d);
+    if (!r->err)
+        outbox_kick(N.ctx.outbox);
+    answer(arg, r);
+}
+
+static void on_sent_recorded(void *arg, const struct db_result *r)
+{
+    struct batch *b = arg;
+
+    if (!r->err)
+        outbox_kick(N.ctx.outbox);
+    for (int i = 0; i < b->n; i++)
+        answer(b->d[i], r);
+    free(b);
+}
+
+static void flush_later(void)
+{
+    uv_prepare_start(&N.flusher, on_flush);
+}
+
+static void record_sent(struct delivery *d)
+{
+    log_info(d->request_id, "email %s sent to %d recipient(s), attempt %ld", d->id, d->nto,
+             d->attempts);
+    push(&N.sent, d);
+    flush_later();
+}
+
+static void record_failed(struct delivery *d, const char *error)
+{
+    log_warn(d->request_id, "email %s failed for good after %ld attempt(s): %s", d->id,
+             d->attempts, error);
+    db_query(N.ctx.db, SQL_FAILED, 2, (const char *[]){d->id, error}, on_failed_recorded, d);
 }
 
 static void on_retry_recorded(void *arg, const struct db_result *r)
@@ -294,7 +351,7 @@ static void retry_later(struct delivery *d, const char *error)
 
     if (d->attempts >= notifier_cfg.max_attempts) {
         snprintf(why, sizeof(why), "%s (gave up after %ld attempts)", error, d->attempts);
-        record(d, SQL_FAILED, why);
+        record_failed(d, why);
         return;
     }
     d->retry_ms = backoff_ms(d->attempts);
@@ -309,9 +366,9 @@ static void on_delivered(void *arg, enum smtp_outcome outcome, const char *detai
     struct delivery *d = arg;
 
     if (outcome == SMTP_SENT)
-        record(d, SQL_SENT, NULL);
+        record_sent(d);
     else if (outcome == SMTP_PERMANENT)
-        record(d, SQL_FAILED, detail);
+        record_failed(d, detail);
     else
         retry_later(d, detail);
 }
@@ -383,10 +440,19 @@ static void attempt(struct delivery *d)
         on_delivered(d, SMTP_TEMPORARY, "could not queue the file write");
 }
 
-static void on_claimed(void *arg, const struct db_result *r)
+/* The row RETURNING gave for 'id', or -1. */
+static int row_of(const PGresult *res, const char *id)
 {
-    struct delivery *d = arg;
+    for (int i = 0; i < PQntuples(res); i++)
+        if (strcmp(PQgetvalue(res, i, 0), id) == 0)
+            return i;
+    return -1;
+}
+
+static void claimed(struct delivery *d, const struct db_result *r)
+{
     char why[64];
+    int row;
 
     if (r->err) {
         log_warn(d->request_id, "email %s: claim failed (%s); redelivering", d->id, r->message);
@@ -394,32 +460,98 @@ static void on_claimed(void *arg, const struct db_result *r)
         done(d);
         return;
     }
-    if (PQntuples(r->res) == 0) {
+    if ((row = row_of(r->res, d->id)) < 0) {
         log_info(d->request_id, "email %s: already sent or failed; acking the redelivery", d->id);
         js_ack(N.ctx.bus, d->msg);
         done(d);
         return;
     }
-    d->attempts = strtol(PQgetvalue(r->res, 0, 0), NULL, 10);
+    d->attempts = strtol(PQgetvalue(r->res, row, 1), NULL, 10);
     if (d->attempts > notifier_cfg.max_attempts) { /* its attempts kept dying with the process */
         snprintf(why, sizeof(why), "gave up after %ld attempts", d->attempts - 1);
-        record(d, SQL_FAILED, why);
+        record_failed(d, why);
         return;
     }
     attempt(d);
 }
 
+static void on_claimed(void *arg, const struct db_result *r)
+{
+    struct batch *b = arg;
+
+    for (int i = 0; i < b->n; i++)
+        claimed(b->d[i], r);
+    free(b);
+}
+
+static json_t *claim_json(const struct delivery *d)
+{
+    return json_pack("{s:s, s:s, s:s, s:O, s:s, s:s?}", "id", d->id, "messageId", d->message_id,
+                     "from", d->from, "to", json_object_get(d->cmd, "to"), "subject",
+                     d->subject, "requestId", d->request_id);
+}
+
+static json_t *id_json(const struct delivery *d)
+{
+    return json_string(d->id);
+}
+
+static bool in_batch(const struct batch *b, const char *id)
+{
+    for (int i = 0; i < b->n; i++)
+        if (strcmp(b->d[i]->id, id) == 0)
+            return true;
+    return false;
+}
+
+/* Takes up to BATCH_MAX deliveries from 'q' into one statement 'stmt',
+ * whose $1 is the JSON array of item() of each. A command in hand twice
+ * (redelivered while its first delivery was still ours) is given back to
+ * JetStream rather than claimed twice in one statement. */
+static void send_batch(struct queue *q, int stmt, json_t *(*item)(const struct delivery *),
+                       db_cb cb)
+{
+    long n = q->n < BATCH_MAX ? q->n : BATCH_MAX;
+    struct batch *b = malloc(sizeof(*b) + (size_t)n * sizeof(b->d[0]));
+    json_t *list = json_array();
+    char *text;
+
+    if (b == NULL || list == NULL)
+        abort();
+    b->n = 0;
+    while (n-- > 0) {
+        struct delivery *d = pop(q);
+
+        if (in_batch(b, d->id)) {
+            js_nak(N.ctx.bus, d->msg, DB_RETRY_MS);
+            done(d);
+            continue;
+        }
+        if (json_array_append_new(list, item(d)) != 0)
+            abort();
+        b->d[b->n++] = d;
+    }
+    if ((text = json_dumps(list, JSON_COMPACT)) == NULL)
+        abort();
+    json_decref(list);
+    db_query(N.ctx.db, stmt, 1, (const char *[]){text}, cb, b);
+    free(text);
+}
+
+static void on_flush(uv_prepare_t *p)
+{
+    uv_prepare_stop(p);
+    while (N.to_claim.n > 0)
+        send_batch(&N.to_claim, SQL_CLAIM, claim_json, on_claimed);
+    while (N.sent.n > 0)
+        send_batch(&N.sent, SQL_SENT, id_json, on_sent_recorded);
+}
+
 static void start(struct delivery *d)
 {
-    char *to = json_dumps(json_object_get(d->cmd, "to"), JSON_COMPACT);
-
-    if (to == NULL)
-        abort();
     N.active++;
-    db_query(N.ctx.db, SQL_CLAIM, 6,
-             (const char *[]){d->id, d->message_id, d->from, to, d->subject, d->request_id},
-             on_claimed, d);
-    free(to);
+    push(&N.to_claim, d);
+    flush_later();
 }
 
 static void on_command(void *arg, natsMsg *msg)
@@ -438,14 +570,9 @@ static void on_command(void *arg, natsMsg *msg)
     }
     if (N.active < notifier_cfg.concurrency) {
         start(d);
-    } else if (N.waiting < notifier_cfg.concurrency) {
+    } else if (N.waiting.n < notifier_cfg.concurrency) {
         d->waited = true;
-        if (N.tail)
-            N.tail->next = d;
-        else
-            N.head = d;
-        N.tail = d;
-        N.waiting++;
+        push(&N.waiting, d);
     } else {
         js_nak(N.ctx.bus, msg, DB_RETRY_MS);
         delivery_free(d);
@@ -602,7 +729,8 @@ int notifier_start(const struct service_ctx *ctx)
         return -1;
     health_require(consuming, NULL);
     uv_timer_init(ctx->loop, &N.setup_timer);
-    N.handles_open = 1;
+    uv_prepare_init(ctx->loop, &N.flusher);
+    N.handles_open = 2;
     N.setup_backoff = SETUP_MIN_MS;
     setup_later(0);
     return 0;
@@ -623,6 +751,7 @@ static void finish_stop(void)
 {
     log_info(NULL, "every command in hand answered; closing");
     uv_close((uv_handle_t *)&N.setup_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&N.flusher, on_handle_closed);
     if (N.smtp) {
         N.handles_open++;
         smtp_close(N.smtp, on_smtp_closed, NULL);
@@ -637,15 +766,12 @@ void notifier_stop(void (*stop_done)(void *arg), void *arg)
     N.stop_arg = arg;
     uv_timer_stop(&N.setup_timer);
     /* Waiting ones go back to JetStream now; attempts under way finish. */
-    while (N.head) {
-        struct delivery *d = N.head;
+    while (N.waiting.n > 0) {
+        struct delivery *d = pop(&N.waiting);
 
-        N.head = d->next;
         js_nak(N.ctx.bus, d->msg, 0);
         delivery_free(d);
     }
-    N.tail = NULL;
-    N.waiting = 0;
     log_info(NULL, "stopping: %ld deliveries under way", N.active);
     if (N.active == 0)
         finish_stop();

@@ -1,5 +1,6 @@
 /* sql.h - every statement the notifier sends to PostgreSQL. The outcome of
- * a delivery and its event (events.notifier.email.*) are one statement. */
+ * a delivery and its event (events.notifier.email.*) are one statement; the
+ * claims, and the emails sent, of one loop turn share one statement each. */
 #ifndef NOTIFIER_SQL_H
 #define NOTIFIER_SQL_H
 
@@ -11,18 +12,24 @@
     "'to', to_json(recipients), 'subject', subject, 'attempts', attempts"
 
 #define NOTIFIER_SQL(X)                                                                \
-    /* Starts an attempt: a new command, or one waiting for a retry or whose      */ \
-    /* process died during an attempt. No row: it is already sent or failed.      */ \
+    /* Starts an attempt for each command of $1, a JSON array of objects     */ \
+    /* {id, messageId, from, to, subject, requestId} with distinct ids: a new  */ \
+    /* command, or one waiting for a retry or whose process died during an    */ \
+    /* attempt. A command with no row returned is already sent or failed.     */ \
     X(CLAIM,                                                                           \
       "INSERT INTO emails (id, message_id, sender, recipients, subject, request_id, "  \
-      "state, attempts) VALUES ($1, $2, $3, ARRAY(SELECT json_array_elements_text("   \
-      "$4::json)), $5, $6, 'sending', 1) "                                             \
+      "state, attempts) SELECT c->>'id', c->>'messageId', c->>'from', "                \
+      "ARRAY(SELECT json_array_elements_text(c->'to')), c->>'subject', "               \
+      "c->>'requestId', 'sending', 1 FROM json_array_elements($1::json) c "            \
       "ON CONFLICT (id) DO UPDATE SET state = 'sending', attempts = emails.attempts + 1, " \
-      "updated_at = now() WHERE emails.state IN ('queued', 'sending') RETURNING attempts") \
+      "updated_at = now() WHERE emails.state IN ('queued', 'sending') "                \
+      "RETURNING id, attempts")                                                        \
+    /* The emails of $1, a JSON array of ids, were accepted by the relay.      */ \
     X(SENT,                                                                            \
       "WITH m AS (UPDATE emails SET state = 'sent', last_error = NULL, sent_at = now(), " \
       "next_attempt_at = NULL, updated_at = now() "                                    \
-      "WHERE id = $1 AND state IN ('queued', 'sending') RETURNING *), "                \
+      "WHERE id = ANY(ARRAY(SELECT json_array_elements_text($1::json))) "              \
+      "AND state IN ('queued', 'sending') RETURNING *), "                              \
       "e AS (" OUTBOX_EMIT("notifier", "events.notifier.email.sent", "request_id",       \
                            EMAIL_JSON ")", "m") ") "                                   \
       "SELECT count(*) FROM m")                                                        \

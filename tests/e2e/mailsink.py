@@ -26,9 +26,10 @@ HOLD_MAX_S = 30  # a held RCPT answers after this at the latest
 
 class MailSink:
     """mode: "ok"; "tempfail" (451 to DATA); "permfail" (550 to RCPT).
-    hold: while set, RCPT waits (a delivery stuck mid-transaction)."""
+    hold: while set, RCPT waits (a delivery stuck mid-transaction).
+    idle_timeout_s: a session silent this long is closed by the server."""
 
-    def __init__(self):
+    def __init__(self, idle_timeout_s=300):
         self.port = free_port()
         self.mode = "ok"
         self.hold = False
@@ -36,7 +37,8 @@ class MailSink:
         self.messages = []   # (mail_from, [rcpt], bytes)
         self.rcpts = 0       # RCPT commands seen
         self.refused = 0     # transactions answered 4xx or 5xx
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port,
+                                     timeout=idle_timeout_s)
         self.controller.start()
 
     @property

@@ -348,3 +348,58 @@ def test_smtp_connections_are_bounded(stack):
         check(email_row(stack, cmd["id"])[:2] == ("sent", 1), email_row(stack, cmd["id"]))
     stack.stop("notifier")
     stack.start("notifier")
+
+
+def test_many_at_once_each_sent_once(stack):
+    """Commands queued while the notifier is down arrive together: they are
+    claimed, and recorded as sent, many to a statement. Each is still sent
+    once, recorded once and announced once."""
+    SINK.reset()
+    stack.stop("notifier")
+    cmds = [command("many%d@example.com" % i) for i in range(60)]
+    wait_consumer(stack)
+    for cmd in cmds:
+        check("error" not in js_publish(stack, SUBJECT, cmd, cmd["id"]), "queued")
+    stack.start("notifier", env={"NOTIFIER_CONCURRENCY": "32"})
+    for cmd in cmds:
+        SINK.wait_for(cmd["id"])
+    ids = ",".join("'%s'" % c["id"] for c in cmds)
+    wait_until(lambda: stack.psql("SELECT count(*) FROM emails WHERE id IN (%s) AND state = "
+                                  "'sent' AND attempts = 1" % ids) == "60", 10, "60 rows sent")
+    check(len(SINK.messages) == 60, "60 emails received, got %d" % len(SINK.messages))
+    stack.wait_outbox_empty("notifier")
+    sent = [e["event"]["data"]["id"] for e in
+            stack.events("--idle-ms", "700", "events.notifier.email.sent")]
+    check(sorted(i for i in sent if i in {c["id"] for c in cmds}) == sorted(c["id"] for c in cmds),
+          "one email.sent event each")
+    stack.stop("notifier")
+    stack.start("notifier")
+
+
+def established_to(port):
+    """Open TCP connections to 127.0.0.1:port, as the kernel lists them."""
+    with open("/proc/net/tcp") as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    return sum(1 for r in rows if int(r[2].split(":")[1], 16) == port and r[3] == "01")
+
+
+def test_relay_closing_idle_connections(stack):
+    """A relay that closes an idle session (as most do after a while): the
+    next email goes out on a new connection, and so do those after it."""
+    sink = MailSink(idle_timeout_s=0.5)
+    try:
+        stack.stop("notifier")
+        stack.start("notifier", env={"SMTP_URL": sink.url, "SMTP_MAX_CONNECTIONS": "1"})
+        for round_ in range(3):
+            cmds = [command("idle%d.%d@example.com" % (round_, i)) for i in range(3)]
+            for cmd in cmds:
+                queue(stack, cmd)
+            for cmd in cmds:
+                sink.wait_for(cmd["id"])
+                check(email_row(stack, cmd["id"])[:2] == ("sent", 1), email_row(stack, cmd["id"]))
+            wait_until(lambda: established_to(sink.port) == 0, 5, "the relay to hang up")
+        check(len(sink.messages) == 9, "nine emails, got %d" % len(sink.messages))
+    finally:
+        sink.stop()
+        stack.stop("notifier")
+        stack.start("notifier")
