@@ -7,7 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <curl/curl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "log.h"
 
@@ -26,10 +30,13 @@ struct job {
     struct job *prev, *next;
 };
 
-/* A socket curl asked us to watch. */
+/* A socket of curl's: watched while curl asks, and kept, idle, between the
+ * transfers of a kept connection until curl closes it (on_close_socket),
+ * for a new poll handle costs five system calls. */
 struct sock {
     uv_poll_t poll;
     curl_socket_t fd;
+    int events;         /* what poll watches for: libuv re-arms even an unchanged set */
     struct smtp *s;
     struct sock *prev, *next;
 };
@@ -39,7 +46,9 @@ struct smtp {
     CURLM *multi;
     uv_timer_t timer;
     struct smtp_config cfg;
-    struct job *jobs;
+    struct job *jobs;              /* in flight */
+    struct job *idle;              /* done, kept for reuse (linked by next) */
+    long nidle;
     struct sock *socks;
     int handles_open;
     bool closing;
@@ -102,6 +111,26 @@ static void on_poll(uv_poll_t *p, int status, int events)
     check_done(s);
 }
 
+static struct sock *sock_find(struct smtp *s, curl_socket_t fd)
+{
+    struct sock *k = s->socks;
+
+    while (k && k->fd != fd)
+        k = k->next;
+    return k;
+}
+
+/* curl is done with a connection: its poll handle goes first. */
+static int on_close_socket(void *arg, curl_socket_t fd)
+{
+    struct smtp *s = arg;
+    struct sock *k = sock_find(s, fd);
+
+    if (k)
+        sock_close(s, k);
+    return close(fd);
+}
+
 static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
 {
     struct smtp *s = userp;
@@ -111,11 +140,14 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *soc
     if (what == CURL_POLL_REMOVE) {
         if (k) {
             curl_multi_assign(s->multi, fd, NULL);
-            sock_close(s, k);
+            uv_poll_stop(&k->poll);
+            k->events = 0;
         }
         return 0;
     }
-    if (k == NULL) {
+    if (k == NULL && (k = sock_find(s, fd)) != NULL) {
+        curl_multi_assign(s->multi, fd, k);
+    } else if (k == NULL) {
         if ((k = calloc(1, sizeof(*k))) == NULL)
             abort();
         if (uv_poll_init_socket(s->loop, &k->poll, fd) != 0) {
@@ -133,7 +165,10 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *soc
         events |= UV_READABLE;
     if (what & CURL_POLL_OUT)
         events |= UV_WRITABLE;
-    uv_poll_start(&k->poll, events, on_poll);
+    if (events != k->events) {
+        uv_poll_start(&k->poll, events, on_poll);
+        k->events = events;
+    }
     return 0;
 }
 
@@ -194,14 +229,60 @@ static int on_debug(CURL *e, curl_infotype type, char *data, size_t size, void *
     return 0;
 }
 
+/* A delivery is done: its easy handle, options and buffers kept, goes to
+ * the idle list for the next one, up to one per connection. */
 static void job_free(struct smtp *s, struct job *j)
 {
     UNLINK(s->jobs, j);
     curl_multi_remove_handle(s->multi, j->easy);
-    curl_easy_cleanup(j->easy);
     curl_slist_free_all(j->rcpt);
     free(j->mail_from);
-    free(j);
+    j->rcpt = NULL;
+    j->mail_from = NULL;
+    if (s->closing || s->nidle >= s->cfg.max_connections) {
+        curl_easy_cleanup(j->easy);
+        free(j);
+        return;
+    }
+    j->next = s->idle;
+    s->idle = j;
+    s->nidle++;
+}
+
+/* A job with an easy handle set for every delivery to the relay. */
+static struct job *job_new(struct smtp *s)
+{
+    struct job *j = calloc(1, sizeof(*j));
+    CURL *e = curl_easy_init();
+
+    if (j == NULL || e == NULL)
+        abort();
+    j->s = s;
+    j->easy = e;
+    curl_easy_setopt(e, CURLOPT_URL, s->cfg.url);
+    curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+    /* The smallest: the SMTP dot-stuffing buffer is twice this, and both
+     * are allocated for each message. */
+    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
+    curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+    curl_easy_setopt(e, CURLOPT_READDATA, j);
+    curl_easy_setopt(e, CURLOPT_USE_SSL, (long)CURLUSESSL_TRY); /* STARTTLS when offered */
+    if (s->cfg.user && *s->cfg.user) {
+        curl_easy_setopt(e, CURLOPT_USERNAME, s->cfg.user);
+        curl_easy_setopt(e, CURLOPT_PASSWORD, s->cfg.password ? s->cfg.password : "");
+    }
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, s->cfg.timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, s->cfg.timeout_ms < 10000 ? s->cfg.timeout_ms
+                                                                             : 10000L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, j->error);
+    curl_easy_setopt(e, CURLOPT_VERBOSE, 1L); /* feeds on_debug, prints nothing */
+    curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
+    curl_easy_setopt(e, CURLOPT_DEBUGDATA, j);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)j);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, s);
+    return j;
 }
 
 static void finish(struct smtp *s, struct job *j, CURLcode res)
@@ -243,14 +324,17 @@ static void check_done(struct smtp *s)
 void smtp_send(struct smtp *s, const char *from, const char *const *to, int nto,
                const char *data, size_t len, smtp_cb cb, void *arg)
 {
-    struct job *j = calloc(1, sizeof(*j));
-    CURL *e = curl_easy_init();
+    struct job *j = s->idle;
     size_t flen = strlen(from) + 3;
 
-    if (j == NULL || e == NULL || (j->mail_from = malloc(flen)) == NULL)
+    if (j) {
+        s->idle = j->next;
+        s->nidle--;
+    } else {
+        j = job_new(s);
+    }
+    if ((j->mail_from = malloc(flen)) == NULL)
         abort();
-    *j = (struct job){.s = s, .easy = e, .mail_from = j->mail_from, .data = data, .len = len,
-                      .cb = cb, .arg = arg};
     snprintf(j->mail_from, flen, "<%s>", from);
     for (int i = 0; i < nto; i++) {
         struct curl_slist *l = curl_slist_append(j->rcpt, to[i]);
@@ -259,29 +343,17 @@ void smtp_send(struct smtp *s, const char *from, const char *const *to, int nto,
             abort();
         j->rcpt = l;
     }
-    curl_easy_setopt(e, CURLOPT_URL, s->cfg.url);
-    curl_easy_setopt(e, CURLOPT_MAIL_FROM, j->mail_from);
-    curl_easy_setopt(e, CURLOPT_MAIL_RCPT, j->rcpt);
-    curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
-    curl_easy_setopt(e, CURLOPT_READDATA, j);
-    curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
-    curl_easy_setopt(e, CURLOPT_USE_SSL, (long)CURLUSESSL_TRY); /* STARTTLS when offered */
-    if (s->cfg.user && *s->cfg.user) {
-        curl_easy_setopt(e, CURLOPT_USERNAME, s->cfg.user);
-        curl_easy_setopt(e, CURLOPT_PASSWORD, s->cfg.password ? s->cfg.password : "");
-    }
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, s->cfg.timeout_ms);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, s->cfg.timeout_ms < 10000 ? s->cfg.timeout_ms
-                                                                             : 10000L);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, j->error);
-    curl_easy_setopt(e, CURLOPT_VERBOSE, 1L); /* feeds on_debug, prints nothing */
-    curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
-    curl_easy_setopt(e, CURLOPT_DEBUGDATA, j);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)j);
+    j->data = data;
+    j->len = len;
+    j->off = 0;
+    j->cb = cb;
+    j->arg = arg;
+    j->reply[0] = j->error[0] = '\0';
+    curl_easy_setopt(j->easy, CURLOPT_MAIL_FROM, j->mail_from);
+    curl_easy_setopt(j->easy, CURLOPT_MAIL_RCPT, j->rcpt);
+    curl_easy_setopt(j->easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
     LINK(s->jobs, j);
-    if (curl_multi_add_handle(s->multi, e) != CURLM_OK)
+    if (curl_multi_add_handle(s->multi, j->easy) != CURLM_OK)
         abort(); /* only out of memory, or a handle added twice: a bug */
 }
 
@@ -299,6 +371,12 @@ struct smtp *smtp_new(uv_loop_t *loop, const struct smtp_config *cfg)
         log_error(NULL, "libcurl failed to initialise");
         return NULL;
     }
+#ifdef __GLIBC__
+    /* curl takes its SMTP buffers (job_new) for each transfer and frees
+     * them at the end; at the top of the heap, glibc gave them back to the
+     * kernel each time and faulted them in again for the next message. */
+    mallopt(M_TRIM_THRESHOLD, 1 << 20);
+#endif
     if ((s = calloc(1, sizeof(*s))) == NULL || (s->multi = curl_multi_init()) == NULL)
         abort();
     s->loop = loop;
@@ -319,6 +397,13 @@ static void do_close(struct smtp *s)
 {
     while (s->jobs)
         job_free(s, s->jobs);
+    while (s->idle) {
+        struct job *j = s->idle;
+
+        s->idle = j->next;
+        curl_easy_cleanup(j->easy);
+        free(j);
+    }
     /* Closes the kept connections (QUIT); their sockets leave via on_socket. */
     curl_multi_cleanup(s->multi);
     s->multi = NULL;
