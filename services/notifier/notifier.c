@@ -504,14 +504,13 @@ static bool in_batch(const struct batch *b, const char *id)
     return false;
 }
 
-/* Takes up to BATCH_MAX deliveries from 'q' into one statement 'stmt',
- * whose $1 is the JSON array of item() of each. A command in hand twice
- * (redelivered while its first delivery was still ours) is given back to
- * JetStream rather than claimed twice in one statement. */
-static void send_batch(struct queue *q, int stmt, json_t *(*item)(const struct delivery *),
-                       db_cb cb)
+/* Takes up to 'n' deliveries from 'q' into one statement 'stmt', whose $1
+ * is the JSON array of item() of each. A command in hand twice (redelivered
+ * while its first delivery was still ours) is given back to JetStream
+ * rather than claimed twice in one statement. */
+static void send_batch(struct queue *q, long n, int stmt,
+                       json_t *(*item)(const struct delivery *), db_cb cb)
 {
-    long n = q->n < BATCH_MAX ? q->n : BATCH_MAX;
     struct batch *b = malloc(sizeof(*b) + (size_t)n * sizeof(b->d[0]));
     json_t *list = json_array();
     char *text;
@@ -519,7 +518,7 @@ static void send_batch(struct queue *q, int stmt, json_t *(*item)(const struct d
     if (b == NULL || list == NULL)
         abort();
     b->n = 0;
-    while (n-- > 0) {
+    while (n-- > 0 && q->n > 0) {
         struct delivery *d = pop(q);
 
         if (in_batch(b, d->id)) {
@@ -538,13 +537,28 @@ static void send_batch(struct queue *q, int stmt, json_t *(*item)(const struct d
     free(text);
 }
 
+/* A statement's share of 'q': spread over the pool's connections, which
+ * PostgreSQL serves in parallel, rather than all on one. */
+static long share(const struct queue *q)
+{
+    struct db_stats st;
+    long parts, n;
+
+    db_get_stats(N.ctx.db, &st);
+    parts = st.connections_ready > 0 ? st.connections_ready : 1;
+    n = (q->n + parts - 1) / parts;
+    return n < BATCH_MAX ? n : BATCH_MAX;
+}
+
 static void on_flush(uv_prepare_t *p)
 {
+    long n;
+
     uv_prepare_stop(p);
-    while (N.to_claim.n > 0)
-        send_batch(&N.to_claim, SQL_CLAIM, claim_json, on_claimed);
-    while (N.sent.n > 0)
-        send_batch(&N.sent, SQL_SENT, id_json, on_sent_recorded);
+    for (n = share(&N.to_claim); N.to_claim.n > 0;)
+        send_batch(&N.to_claim, n, SQL_CLAIM, claim_json, on_claimed);
+    for (n = share(&N.sent); N.sent.n > 0;)
+        send_batch(&N.sent, n, SQL_SENT, id_json, on_sent_recorded);
 }
 
 static void start(struct delivery *d)

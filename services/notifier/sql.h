@@ -24,12 +24,11 @@
       "ON CONFLICT (id) DO UPDATE SET state = 'sending', attempts = emails.attempts + 1, " \
       "updated_at = now() WHERE emails.state IN ('queued', 'sending') "                \
       "RETURNING id, attempts")                                                        \
-    /* The emails of $1, a JSON array of ids, were accepted by the relay.      */ \
+    /* The emails of $1, a JSON array of ids, were accepted by the relay       */ \
+    /* (emails_sent: 002_emails_sent.sql).                                     */ \
     X(SENT,                                                                            \
-      "WITH m AS (UPDATE emails SET state = 'sent', last_error = NULL, sent_at = now(), " \
-      "next_attempt_at = NULL, updated_at = now() "                                    \
-      "WHERE id = ANY(ARRAY(SELECT json_array_elements_text($1::json))) "              \
-      "AND state IN ('queued', 'sending') RETURNING *), "                              \
+      "WITH m AS (SELECT * FROM emails_sent(ARRAY("                                    \
+      "SELECT json_array_elements_text($1::json)))), "                                 \
       "e AS (" OUTBOX_EMIT("notifier", "events.notifier.email.sent", "request_id",       \
                            EMAIL_JSON ")", "m") ") "                                   \
       "SELECT count(*) FROM m")                                                        \
