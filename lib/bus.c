@@ -22,7 +22,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,11 +70,6 @@ struct bus {
     natsConnection *nc;
     uv_async_t wakeup;
     uv_check_t take;       /* takes queued messages after each I/O phase */
-    uv_prepare_t flusher;  /* writes what nats.c buffered, before the loop waits */
-    void *el;              /* the libuv adapter's state for the connection */
-    natsConnection *el_nc; /* its connection, from the adapter's attach */
-    bool flush_owed;       /* nats.c asked for a write event, on the loop */
-    atomic_bool detached;  /* closed for good, maybe from a nats.c thread */
     uv_timer_t drain_poll; /* while subscriptions drain */
     uv_timer_t timer;      /* the oldest request's deadline, or the connect probe */
     uv_tcp_t probe;
@@ -529,78 +523,6 @@ static const RAND_METHOD kernel_rand = {
     .status = kernel_rand_status,
 };
 
-/* ---- the event loop: nats.c's libuv adapter, writes taken over ------------
- *
- * nats.c asks for a write event whenever it has bytes buffered, and the
- * adapter arms the socket for writability and disarms it again: four
- * epoll_ctl calls and one more loop turn for every flush. The socket is
- * nearly always writable, so a flush asked for on the loop is written at
- * the end of the loop turn instead, everything published in the turn in one
- * write; only bytes the socket did not take wait for a write event. Asked
- * for from nats.c's own threads (its pings, a drain), the adapter does it. */
-
-static void on_flush(uv_prepare_t *p)
-{
-    struct bus *bus = p->data;
-
-    uv_prepare_stop(p);
-    if (!bus->flush_owed || atomic_load(&bus->detached))
-        return;
-    natsConnection_ProcessWriteEvent(bus->el_nc); /* all written: el_write(false) */
-    if (bus->flush_owed) {
-        bus->flush_owed = false;
-        natsLibuv_Write(bus->el, true);
-    }
-}
-
-static natsStatus el_attach(void **data, void *arg, natsConnection *nc, natsSock fd)
-{
-    struct bus *bus = arg;
-    natsStatus s = natsLibuv_Attach(&bus->el, bus->loop, nc, fd);
-
-    if (s != NATS_OK) {
-        bus->el = NULL; /* the adapter freed it */
-        return s;
-    }
-    bus->el_nc = nc;
-    *data = bus;
-    return NATS_OK;
-}
-
-static natsStatus el_read(void *data, bool add)
-{
-    return natsLibuv_Read(((struct bus *)data)->el, add);
-}
-
-static natsStatus el_write(void *data, bool add)
-{
-    struct bus *bus = data;
-    natsLibuvEvents *nle = bus->el;
-
-    if (uv_key_get(&uvLoopThreadKey) != bus->loop)
-        return natsLibuv_Write(nle, add);
-    if (add) {
-        bus->flush_owed = true;
-        uv_prepare_start(&bus->flusher, on_flush);
-        return NATS_OK;
-    }
-    bus->flush_owed = false;
-    /* Polled for: a partial write, or a flush asked for from another thread. */
-    return nle->events & UV_WRITABLE ? natsLibuv_Write(nle, false) : NATS_OK;
-}
-
-static natsStatus el_detach(void *data)
-{
-    struct bus *bus = data;
-
-    atomic_store(&bus->detached, true);
-    if (uv_key_get(&uvLoopThreadKey) == bus->loop) {
-        uv_prepare_stop(&bus->flusher);
-        bus->flush_owed = false;
-    }
-    return natsLibuv_Detach(bus->el);
-}
-
 static natsStatus make_options(struct bus *bus)
 {
     natsOptions *o = NULL;
@@ -612,9 +534,10 @@ static natsStatus make_options(struct bus *bus)
     if (s == NATS_OK)
         s = natsOptions_SetName(o, bus->cfg.name);
     if (s == NATS_OK)
-        s = natsOptions_SetEventLoop(o, bus, el_attach, el_read, el_write, el_detach);
-    /* Publishes leave at the end of this loop iteration (on_flush): no
-     * flusher delay, and everything published in it goes out in one write. */
+        s = natsOptions_SetEventLoop(o, bus->loop, natsLibuv_Attach, natsLibuv_Read,
+                                     natsLibuv_Write, natsLibuv_Detach);
+    /* Publishes leave on this loop iteration's write event: no flusher delay,
+     * and everything published in one iteration goes out in one write. */
     if (s == NATS_OK)
         s = natsOptions_SetSendAsap(o, true);
     if (s == NATS_OK)
@@ -691,8 +614,6 @@ struct bus *bus_new(uv_loop_t *loop, const struct bus_config *cfg)
     uv_check_init(loop, &bus->take);
     bus->take.data = bus;
     uv_check_start(&bus->take, on_take);
-    uv_prepare_init(loop, &bus->flusher);
-    bus->flusher.data = bus;
     uv_timer_init(loop, &bus->drain_poll);
     bus->drain_poll.data = bus;
     uv_timer_init(loop, &bus->timer);
@@ -977,16 +898,13 @@ void bus_free(struct bus *bus)
     free(bus->subs);
     natsSubscription_Destroy(bus->inbox_sub.sub);
     natsSubscription_Destroy(bus->fast_sub.sub);
-    uv_prepare_stop(&bus->flusher);
-    bus->flush_owed = false;
     natsConnection_Destroy(bus->nc);
     natsOptions_Destroy(bus->opts);
     /* Replies handed over but never taken. */
     for (uint32_t i = 0; i < bus->count; i++)
         bus_msg_free(bus->ring[(bus->head + i) % RING_CAP].msg);
     free(bus->slots);
-    bus->handles_open = 5;
-    uv_close((uv_handle_t *)&bus->flusher, on_handle_closed);
+    bus->handles_open = 4;
     uv_close((uv_handle_t *)&bus->timer, on_handle_closed);
     uv_close((uv_handle_t *)&bus->wakeup, on_handle_closed);
     uv_close((uv_handle_t *)&bus->take, on_handle_closed);
