@@ -9,10 +9,11 @@
  * One command: CLAIM (insert or take its row; no row means it was sent or
  * failed already, so a redelivery is only acked), render the MIME message,
  * deliver it, then record the outcome and its event in one statement and
- * only then ack. The claims of one loop turn go out as one statement, and
- * so do the emails sent: one transaction for many commands. A temporary failure records the error and naks with the
- * backoff as delay, so JetStream holds the command until its next attempt;
- * a process that dies mid-attempt leaves the command unacked, and
+ * only then ack. The claims of one loop turn go out together, one
+ * statement per pool connection, and so do the emails sent: one transaction
+ * for many commands. A temporary failure records the error and naks with
+ * the backoff as delay, so JetStream holds the command until its next
+ * attempt; a process that dies mid-attempt leaves the command unacked, and
  * JetStream redelivers it after AckWait. */
 #include "notifier.h"
 

@@ -404,7 +404,8 @@ static void do_close(struct smtp *s)
         curl_easy_cleanup(j->easy);
         free(j);
     }
-    /* Closes the kept connections (QUIT); their sockets leave via on_socket. */
+    /* Closes the kept connections (QUIT); their sockets leave via
+     * on_close_socket. */
     curl_multi_cleanup(s->multi);
     s->multi = NULL;
     curl_global_cleanup();
