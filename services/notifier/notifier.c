@@ -9,9 +9,9 @@
  * One command: CLAIM (insert or take its row; no row means it was sent or
  * failed already, so a redelivery is only acked), render the MIME message,
  * deliver it, then record the outcome and its event in one statement and
- * only then ack. The claims of one loop turn go out together, one
- * statement per pool connection, and so do the emails sent: one transaction
- * for many commands. A temporary failure records the error and naks with
+ * only then ack. Claims share a statement, and so do the emails sent:
+ * while one is out, the next gathers what arrives (flush_queue), so one
+ * transaction serves many commands under load. A temporary failure records the error and naks with
  * the backoff as delay, so JetStream holds the command until its next
  * attempt; a process that dies mid-attempt leaves the command unacked, and
  * JetStream redelivers it after AckWait. */
@@ -88,7 +88,8 @@ static struct {
     bool ready;               /* the stream and consumer exist */
     long active;              /* claimed and not yet answered */
     struct queue waiting;     /* beyond NOTIFIER_CONCURRENCY, same bound */
-    struct queue to_claim, sent; /* for this loop turn's statements */
+    struct queue to_claim, sent; /* for the next statement of each kind */
+    int claims_out, sents_out;   /* statements of each kind PostgreSQL has */
     uv_prepare_t flusher;     /* sends them before the loop waits for I/O */
     bool stopping;
     int handles_open;
@@ -259,6 +260,11 @@ static struct delivery *parse(natsMsg *msg)
 
 static void finish_stop(void);
 
+static void flush_later(void)
+{
+    uv_prepare_start(&N.flusher, on_flush);
+}
+
 /* The command is answered (acked or naked): take the next one. */
 static void done(struct delivery *d)
 {
@@ -296,16 +302,14 @@ static void on_sent_recorded(void *arg, const struct db_result *r)
 {
     struct batch *b = arg;
 
+    N.sents_out--;
+    if (N.sent.n > 0)
+        flush_later();
     if (!r->err)
         outbox_kick(N.ctx.outbox);
     for (int i = 0; i < b->n; i++)
         answer(b->d[i], r);
     free(b);
-}
-
-static void flush_later(void)
-{
-    uv_prepare_start(&N.flusher, on_flush);
 }
 
 static void record_sent(struct delivery *d)
@@ -480,6 +484,9 @@ static void on_claimed(void *arg, const struct db_result *r)
 {
     struct batch *b = arg;
 
+    N.claims_out--;
+    if (N.to_claim.n > 0)
+        flush_later();
     for (int i = 0; i < b->n; i++)
         claimed(b->d[i], r);
     free(b);
@@ -538,28 +545,25 @@ static void send_batch(struct queue *q, long n, int stmt,
     free(text);
 }
 
-/* A statement's share of 'q': spread over the pool's connections, which
- * PostgreSQL serves in parallel, rather than all on one. */
-static long share(const struct queue *q)
+/* Group commit: one statement of a kind at a time, a second only for a
+ * full batch. What arrives while one is out waits for its answer and goes
+ * in the next, so under load a statement carries many rows (PostgreSQL's
+ * cost is mostly per statement: one email a statement cost it about four
+ * times as much as ten), and an idle notifier sends each at once. */
+static void flush_queue(struct queue *q, int *out, int stmt,
+                        json_t *(*item)(const struct delivery *), db_cb cb)
 {
-    struct db_stats st;
-    long parts, n;
-
-    db_get_stats(N.ctx.db, &st);
-    parts = st.connections_ready > 0 ? st.connections_ready : 1;
-    n = (q->n + parts - 1) / parts;
-    return n < BATCH_MAX ? n : BATCH_MAX;
+    while (q->n > 0 && (*out == 0 || q->n >= BATCH_MAX)) {
+        (*out)++;
+        send_batch(q, BATCH_MAX, stmt, item, cb);
+    }
 }
 
 static void on_flush(uv_prepare_t *p)
 {
-    long n;
-
     uv_prepare_stop(p);
-    for (n = share(&N.to_claim); N.to_claim.n > 0;)
-        send_batch(&N.to_claim, n, SQL_CLAIM, claim_json, on_claimed);
-    for (n = share(&N.sent); N.sent.n > 0;)
-        send_batch(&N.sent, n, SQL_SENT, id_json, on_sent_recorded);
+    flush_queue(&N.to_claim, &N.claims_out, SQL_CLAIM, claim_json, on_claimed);
+    flush_queue(&N.sent, &N.sents_out, SQL_SENT, id_json, on_sent_recorded);
 }
 
 static void start(struct delivery *d)
