@@ -208,7 +208,8 @@ def notifier(stack):
                          stdout=subprocess.PIPE, text=True, check=True, timeout=900).stdout
     print(out, end="")
     return ["emails to smtp-sink (%d):" % EMAILS] + [
-        "  " + l for l in out.splitlines() if l.startswith(("sink ceiling", "notifier,"))]
+        "  " + l for l in out.splitlines()
+        if l.startswith(("sink ceiling", "notifier,", "  CPU us per email"))]
 
 
 SCENARIOS = {"items_get": items_get, "books_list": books_list, "lend_return": lend_return,

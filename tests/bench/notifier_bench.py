@@ -2,15 +2,20 @@
 """notifier_bench.py - how many emails per second the notifier hands to a
 local SMTP sink, beside the sink's own ceiling measured in the same run.
 
-  python3 tests/bench/notifier_bench.py [--messages N] [--concurrency 8,32]
+  python3 tests/bench/notifier_bench.py [--messages N] [--connections 8,32]
+                                        [--in-hand 4]
 
 Postfix's smtp-sink (a server that accepts and discards mail) listens on a
 free loopback port; smtp-source (postfix's load generator, connections kept
-open like the notifier's) gives the sink's ceiling. For each concurrency the
-notifier is stopped, N small commands are queued on JetStream (their PubAck
-rate is printed too), then the notifier is started and timed until
-PostgreSQL records every email as sent; the rate is from the first
-sent_at to the last. Prints figures; asserts nothing.
+open like the notifier's) gives the sink's ceiling with as many sessions as
+the notifier gets SMTP connections. For each count the notifier is stopped,
+N small commands are queued on JetStream (their PubAck rate is printed too),
+then the notifier is started with SMTP_MAX_CONNECTIONS at that count and
+NOTIFIER_CONCURRENCY at --in-hand times it (a command spends most of its
+time outside SMTP: claimed, recorded, acked, the next one on its way), and
+timed until PostgreSQL records every email as sent; the rate is from the
+first sent_at to the last. The CPU each process spent per email follows.
+Prints figures; asserts nothing.
 Needs the `postfix` package (installed without starting its daemon when
 missing) and a build in build/ (BIN_DIR overrides)."""
 import argparse
@@ -101,6 +106,45 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children_cpu_seconds(ppid):
+    """CPU of ppid's live children (PostgreSQL's backends and workers)."""
+    total = 0.0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == ppid:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def machine_busy_seconds():
+    with open("/proc/stat") as f:
+        t = [int(x) for x in f.readline().split()[1:]]
+    return (sum(t[:8]) - t[3] - t[4]) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuSplit:
+    """CPU seconds by process during a drain: who the emails cost."""
+
+    def __init__(self, stack, sink):
+        self.probes = {"postgres": lambda: children_cpu_seconds(stack.pg_pid),
+                       "nats-server": lambda: cpu_seconds(stack.pid("nats")),
+                       "smtp-sink": lambda: cpu_seconds(sink.pid),
+                       "machine": machine_busy_seconds}
+        self.start = {k: f() for k, f in self.probes.items()}
+
+    def per_email_us(self, n, notifier_cpu):
+        d = {k: f() - self.start[k] for k, f in self.probes.items()}
+        d["notifier"] = notifier_cpu
+        d["other"] = d["machine"] - sum(v for k, v in d.items() if k != "machine")
+        return ", ".join("%s %.0f" % (k, v * 1e6 / n) for k, v in d.items())
+
+
 class Db:
     """One psql session for the whole run: a psql started per poll costs
     more CPU than the notifier's own work between two polls."""
@@ -122,15 +166,18 @@ class Db:
         self.p.wait(10)
 
 
-def drain(stack, db, n, concurrency):
+def drain(stack, sink, db, n, connections, concurrency):
     """Starts the notifier on a full queue; returns (emails/s from the first
-    send to the last, seconds including start-up, notifier CPU seconds).
+    send to the last, seconds including start-up, notifier CPU seconds, CPU
+    microseconds per email by process).
     The rate comes from the emails' own sent_at, so polling every 0.2 s for
     the end costs next to nothing and loses no precision."""
     since = db.query("SELECT clock_timestamp()")
     progress = ("SELECT count(*) || ' ' || coalesce(extract(epoch FROM max(sent_at) - "
                 "min(sent_at)), 0) FROM emails WHERE state = 'sent' AND sent_at >= '%s'" % since)
+    split = CpuSplit(stack, sink)
     t0 = time.monotonic()
+    stack.env_extra["SMTP_MAX_CONNECTIONS"] = str(connections)
     stack.env_extra["NOTIFIER_CONCURRENCY"] = str(concurrency)
     pid = stack.start("notifier").pid
     while True:
@@ -142,17 +189,20 @@ def drain(stack, db, n, concurrency):
         time.sleep(0.2)
     total = time.monotonic() - t0
     cpu = cpu_seconds(pid)
+    per_email = split.per_email_us(n, cpu)
     stack.stop("notifier")
-    return ((n - 1) / float(span) if float(span) > 0 else float("nan")), total, cpu
+    return ((n - 1) / float(span) if float(span) > 0 else float("nan")), total, cpu, per_email
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--messages", type=int, default=10000)
-    ap.add_argument("--concurrency", default="8,32",
-                    help="comma-separated NOTIFIER_CONCURRENCY values (default 8,32)")
+    ap.add_argument("--connections", default="8,32",
+                    help="comma-separated SMTP connection counts (default 8,32)")
+    ap.add_argument("--in-hand", type=int, default=4,
+                    help="NOTIFIER_CONCURRENCY per SMTP connection (default 4)")
     args = ap.parse_args()
-    levels = [int(c) for c in args.concurrency.split(",")]
+    levels = [int(c) for c in args.connections.split(",")]
     ensure_postfix()
     port = free_port()
     sink = start_sink(port)
@@ -175,11 +225,13 @@ def main():
         db = Db(stack)
         for c in levels:
             qrate = queue(stack, args.messages)
-            rate, total, cpu = drain(stack, db, args.messages, c)
+            rate, total, cpu, per_email = drain(stack, sink, db, args.messages, c,
+                                                c * args.in_hand)
             print("%-34s %12.0f   %.2fx the sink's best (target 0.5); %.1f s from start-up, "
                   "notifier CPU %.1f s, queued at %.0f/s"
-                  % ("notifier, NOTIFIER_CONCURRENCY=%d" % c, rate, rate / ceiling, total, cpu,
-                     qrate))
+                  % ("notifier, %d conns, %d in hand" % (c, c * args.in_hand), rate,
+                     rate / ceiling, total, cpu, qrate))
+            print("  CPU us per email: %s" % per_email)
         db.close()
     finally:
         stack.down()
