@@ -1,13 +1,20 @@
-/* smtp.c - SMTP delivery with libcurl's multi interface on the libuv loop
- * (see smtp.h): the usual pairing of curl_multi_socket_action with one
- * uv_poll per socket curl names and one uv_timer for curl's timeout. */
+/* smtp.c - SMTP delivery with libcurl on worker threads (see smtp.h).
+ *
+ * libcurl's SMTP waits for the relay's answer to the end of a message
+ * inside curl, blocking (smtp_done runs its state machine to the reply),
+ * even on the multi interface. Driven by the loop, every email stalled the
+ * whole notifier for a round trip to the relay and for however long the
+ * relay took to accept the message. So each connection has a thread of its
+ * own, started when there is work for it, with an easy handle that keeps
+ * its connection between messages. The loop hands jobs over through a FIFO
+ * under one mutex and hears outcomes through a uv_async. */
 #include "smtp.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <curl/curl.h>
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -15,190 +22,44 @@
 
 #include "log.h"
 
-/* One delivery in flight. */
+#define WORKER_STACK (512 * 1024) /* curl and OpenSSL's handshake need far less */
+
+/* One delivery, from smtp_send to its callback. */
 struct job {
-    struct smtp *s;
-    CURL *easy;
-    struct curl_slist *rcpt;
+    struct job *next;
     char *mail_from;
+    struct curl_slist *rcpt;
     const char *data;
     size_t len, off;
     smtp_cb cb;
     void *arg;
-    char reply[256];               /* the server's last refusal */
-    char error[CURL_ERROR_SIZE];
-    struct job *prev, *next;
+    enum smtp_outcome outcome;
+    char reply[256];                       /* the server's last refusal */
+    char detail[256 + CURL_ERROR_SIZE];    /* for the callback */
 };
 
-/* A socket of curl's: watched while curl asks, and kept, idle, between the
- * transfers of a kept connection until curl closes it (on_close_socket),
- * for a new poll handle costs five system calls. */
-struct sock {
-    uv_poll_t poll;
-    curl_socket_t fd;
-    int events;         /* what poll watches for: libuv re-arms even an unchanged set */
+struct worker {
     struct smtp *s;
-    struct sock *prev, *next;
+    uv_thread_t tid;
+    CURL *easy;                            /* keeps the connection */
+    char error[CURL_ERROR_SIZE];
 };
 
 struct smtp {
     uv_loop_t *loop;
-    CURLM *multi;
-    uv_timer_t timer;
     struct smtp_config cfg;
-    struct job *jobs;              /* in flight */
-    struct job *idle;              /* done, kept for reuse (linked by next) */
-    long nidle;
-    struct sock *socks;
-    int handles_open;
-    bool closing;
-    void (*done)(void *arg);
-    void *done_arg;
+    uv_async_t async;          /* outcomes are in, or a worker ended */
+    uv_mutex_t lock;           /* everything below but 'closing' */
+    uv_cond_t wake;            /* a job, or closing */
+    struct job *todo, *todo_tail;
+    struct job *done;          /* outcomes for the loop, any order */
+    int idle, woken;           /* workers waiting on 'wake'; signalled, not yet up */
+    int started, running;      /* workers created, and not yet ended */
+    atomic_bool closing;
+    void (*close_done)(void *arg);
+    void *close_arg;
+    struct worker workers[];   /* cfg.max_connections */
 };
-
-#define LINK(head, x)           \
-    do {                        \
-        (x)->prev = NULL;       \
-        (x)->next = (head);     \
-        if (head)               \
-            (head)->prev = (x); \
-        (head) = (x);           \
-    } while (0)
-#define UNLINK(head, x)                  \
-    do {                                 \
-        if ((x)->prev)                   \
-            (x)->prev->next = (x)->next; \
-        else                             \
-            (head) = (x)->next;          \
-        if ((x)->next)                   \
-            (x)->next->prev = (x)->prev; \
-    } while (0)
-
-static void on_handle_closed(uv_handle_t *h)
-{
-    struct smtp *s = h->data;
-
-    if (h->type == UV_POLL)
-        free(h); /* the first member of its struct sock */
-    if (--s->handles_open == 0 && s->closing) {
-        s->done(s->done_arg);
-        free(s);
-    }
-}
-
-static void sock_close(struct smtp *s, struct sock *k)
-{
-    UNLINK(s->socks, k);
-    uv_poll_stop(&k->poll);
-    uv_close((uv_handle_t *)&k->poll, on_handle_closed);
-}
-
-static void check_done(struct smtp *s);
-
-static void on_poll(uv_poll_t *p, int status, int events)
-{
-    struct sock *k = (struct sock *)p; /* poll is its first member */
-    struct smtp *s = k->s;
-    int flags = 0, running;
-
-    if (status < 0)
-        flags = CURL_CSELECT_ERR;
-    if (events & UV_READABLE)
-        flags |= CURL_CSELECT_IN;
-    if (events & UV_WRITABLE)
-        flags |= CURL_CSELECT_OUT;
-    curl_multi_socket_action(s->multi, k->fd, flags, &running);
-    check_done(s);
-}
-
-static struct sock *sock_find(struct smtp *s, curl_socket_t fd)
-{
-    struct sock *k = s->socks;
-
-    while (k && k->fd != fd)
-        k = k->next;
-    return k;
-}
-
-/* curl is done with a connection: its poll handle goes first. */
-static int on_close_socket(void *arg, curl_socket_t fd)
-{
-    struct smtp *s = arg;
-    struct sock *k = sock_find(s, fd);
-
-    if (k)
-        sock_close(s, k);
-    return close(fd);
-}
-
-static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-    struct smtp *s = userp;
-    struct sock *k = socketp;
-    int events = 0;
-
-    if (what == CURL_POLL_REMOVE) {
-        if (k) {
-            curl_multi_assign(s->multi, fd, NULL);
-            uv_poll_stop(&k->poll);
-            k->events = 0;
-        }
-        return 0;
-    }
-    if (k == NULL && (k = sock_find(s, fd)) != NULL) {
-        curl_multi_assign(s->multi, fd, k);
-    } else if (k == NULL) {
-        if ((k = calloc(1, sizeof(*k))) == NULL)
-            abort();
-        if (uv_poll_init_socket(s->loop, &k->poll, fd) != 0) {
-            free(k);
-            return -1;
-        }
-        k->fd = fd;
-        k->s = s;
-        k->poll.data = s;
-        s->handles_open++;
-        LINK(s->socks, k);
-        curl_multi_assign(s->multi, fd, k);
-    }
-    if (what & CURL_POLL_IN)
-        events |= UV_READABLE;
-    if (what & CURL_POLL_OUT)
-        events |= UV_WRITABLE;
-    if (events != k->events) {
-        uv_poll_start(&k->poll, events, on_poll);
-        k->events = events;
-    }
-    return 0;
-}
-
-static void do_close(struct smtp *s);
-
-static void on_timeout(uv_timer_t *t)
-{
-    struct smtp *s = t->data;
-    int running;
-
-    if (s->closing) {
-        do_close(s);
-        return;
-    }
-    curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(s);
-}
-
-static int on_timer_set(CURLM *m, long ms, void *userp)
-{
-    struct smtp *s = userp;
-
-    if (s->closing)
-        return 0;
-    if (ms < 0)
-        uv_timer_stop(&s->timer);
-    else
-        uv_timer_start(&s->timer, on_timeout, (uint64_t)ms, 0);
-    return 0;
-}
 
 static size_t on_read(char *buf, size_t size, size_t n, void *arg)
 {
@@ -229,43 +90,29 @@ static int on_debug(CURL *e, curl_infotype type, char *data, size_t size, void *
     return 0;
 }
 
-/* A delivery is done: its easy handle, options and buffers kept, goes to
- * the idle list for the next one, up to one per connection. */
-static void job_free(struct smtp *s, struct job *j)
+/* Ends a transfer under way when the notifier closes. */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
 {
-    UNLINK(s->jobs, j);
-    curl_multi_remove_handle(s->multi, j->easy);
-    curl_slist_free_all(j->rcpt);
-    free(j->mail_from);
-    j->rcpt = NULL;
-    j->mail_from = NULL;
-    if (s->closing || s->nidle >= s->cfg.max_connections) {
-        curl_easy_cleanup(j->easy);
-        free(j);
-        return;
-    }
-    j->next = s->idle;
-    s->idle = j;
-    s->nidle++;
+    struct smtp *s = arg;
+
+    return atomic_load(&s->closing);
 }
 
-/* A job with an easy handle set for every delivery to the relay. */
-static struct job *job_new(struct smtp *s)
+/* An easy handle set for every delivery to the relay. */
+static CURL *easy_new(struct worker *w)
 {
-    struct job *j = calloc(1, sizeof(*j));
+    struct smtp *s = w->s;
     CURL *e = curl_easy_init();
 
-    if (j == NULL || e == NULL)
+    if (e == NULL)
         abort();
-    j->s = s;
-    j->easy = e;
     curl_easy_setopt(e, CURLOPT_URL, s->cfg.url);
     curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
     /* The smallest: the SMTP dot-stuffing buffer is twice this, and both
      * are allocated for each message. */
     curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
     curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
-    curl_easy_setopt(e, CURLOPT_READDATA, j);
     curl_easy_setopt(e, CURLOPT_USE_SSL, (long)CURLUSESSL_TRY); /* STARTTLS when offered */
     if (s->cfg.user && *s->cfg.user) {
         curl_easy_setopt(e, CURLOPT_USERNAME, s->cfg.user);
@@ -275,65 +122,139 @@ static struct job *job_new(struct smtp *s)
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, s->cfg.timeout_ms < 10000 ? s->cfg.timeout_ms
                                                                              : 10000L);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, j->error);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, w->error);
     curl_easy_setopt(e, CURLOPT_VERBOSE, 1L); /* feeds on_debug, prints nothing */
     curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
-    curl_easy_setopt(e, CURLOPT_DEBUGDATA, j);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)j);
-    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
-    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, s);
-    return j;
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(e, CURLOPT_XFERINFODATA, s);
+    return e;
 }
 
-static void finish(struct smtp *s, struct job *j, CURLcode res)
+/* On the worker: one message over the worker's connection, opened or
+ * opened again when needed. */
+static void deliver(struct worker *w, struct job *j)
 {
-    enum smtp_outcome outcome = SMTP_SENT;
-    char detail[sizeof(j->reply) + CURL_ERROR_SIZE + 8];
-    smtp_cb cb = j->cb;
-    void *arg = j->arg;
+    CURL *e = w->easy;
+    CURLcode res;
     long code = 0;
 
-    curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &code);
-    snprintf(detail, sizeof(detail), "%s", j->reply);
+    w->error[0] = '\0';
+    curl_easy_setopt(e, CURLOPT_READDATA, j);
+    curl_easy_setopt(e, CURLOPT_DEBUGDATA, j);
+    curl_easy_setopt(e, CURLOPT_MAIL_FROM, j->mail_from);
+    curl_easy_setopt(e, CURLOPT_MAIL_RCPT, j->rcpt);
+    curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)j->len);
+    res = curl_easy_perform(e);
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+    j->outcome = SMTP_SENT;
+    snprintf(j->detail, sizeof(j->detail), "%s", j->reply);
     if (res != CURLE_OK) {
         /* A refused login is our configuration, not the message: retry. */
-        outcome = code >= 500 && code < 600 && res != CURLE_LOGIN_DENIED ? SMTP_PERMANENT
-                                                                         : SMTP_TEMPORARY;
+        j->outcome = code >= 500 && code < 600 && res != CURLE_LOGIN_DENIED ? SMTP_PERMANENT
+                                                                            : SMTP_TEMPORARY;
         if (code < 400)
-            snprintf(detail, sizeof(detail), "%s", j->error[0] ? j->error : curl_easy_strerror(res));
+            snprintf(j->detail, sizeof(j->detail), "%s",
+                     w->error[0] ? w->error : curl_easy_strerror(res));
     }
-    job_free(s, j);
-    cb(arg, outcome, detail);
 }
 
-static void check_done(struct smtp *s)
+static void worker_main(void *arg)
 {
-    CURLMsg *m;
-    int left;
+    struct worker *w = arg;
+    struct smtp *s = w->s;
 
-    while (!s->closing && (m = curl_multi_info_read(s->multi, &left)) != NULL) {
-        char *p = NULL;
+    w->easy = easy_new(w);
+    uv_mutex_lock(&s->lock);
+    for (;;) {
+        struct job *j;
 
-        if (m->msg != CURLMSG_DONE)
-            continue;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &p);
-        finish(s, (struct job *)p, m->data.result);
+        while (s->todo == NULL && !atomic_load(&s->closing)) {
+            s->idle++;
+            uv_cond_wait(&s->wake, &s->lock);
+            s->idle--;
+            if (s->woken > 0)
+                s->woken--;
+        }
+        if (atomic_load(&s->closing))
+            break;
+        j = s->todo;
+        if ((s->todo = j->next) == NULL)
+            s->todo_tail = NULL;
+        uv_mutex_unlock(&s->lock);
+        deliver(w, j);
+        uv_mutex_lock(&s->lock);
+        j->next = s->done;
+        s->done = j;
+        uv_async_send(&s->async);
+    }
+    uv_mutex_unlock(&s->lock);
+    curl_easy_cleanup(w->easy); /* QUIT, on this thread's time */
+    uv_mutex_lock(&s->lock);
+    s->running--;
+    uv_async_send(&s->async); /* under the lock: the loop joins before it frees */
+    uv_mutex_unlock(&s->lock);
+}
+
+static void job_free(struct job *j)
+{
+    curl_slist_free_all(j->rcpt);
+    free(j->mail_from);
+    free(j);
+}
+
+static void on_async_closed(uv_handle_t *h)
+{
+    struct smtp *s = h->data;
+    void (*done)(void *arg) = s->close_done;
+    void *arg = s->close_arg;
+
+    uv_cond_destroy(&s->wake);
+    uv_mutex_destroy(&s->lock);
+    curl_global_cleanup();
+    free(s);
+    done(arg);
+}
+
+/* On the loop: outcomes to their callbacks; once closing and every worker
+ * has ended, the handle and 's' go. */
+static void on_async(uv_async_t *a)
+{
+    struct smtp *s = a->data;
+    struct job *j;
+    int running;
+
+    uv_mutex_lock(&s->lock);
+    j = s->done;
+    s->done = NULL;
+    running = s->running;
+    uv_mutex_unlock(&s->lock);
+    while (j) {
+        struct job *next = j->next;
+
+        if (!atomic_load(&s->closing))
+            j->cb(j->arg, j->outcome, j->detail);
+        job_free(j);
+        j = next;
+    }
+    if (atomic_load(&s->closing) && running == 0) {
+        for (int i = 0; i < s->started; i++)
+            uv_thread_join(&s->workers[i].tid); /* each has only its unlock left */
+        while ((j = s->todo) != NULL) { /* abandoned, as smtp_close says */
+            s->todo = j->next;
+            job_free(j);
+        }
+        uv_close((uv_handle_t *)&s->async, on_async_closed);
     }
 }
 
 void smtp_send(struct smtp *s, const char *from, const char *const *to, int nto,
                const char *data, size_t len, smtp_cb cb, void *arg)
 {
-    struct job *j = s->idle;
+    struct job *j = calloc(1, sizeof(*j));
     size_t flen = strlen(from) + 3;
 
-    if (j) {
-        s->idle = j->next;
-        s->nidle--;
-    } else {
-        j = job_new(s);
-    }
-    if ((j->mail_from = malloc(flen)) == NULL)
+    if (j == NULL || (j->mail_from = malloc(flen)) == NULL)
         abort();
     snprintf(j->mail_from, flen, "<%s>", from);
     for (int i = 0; i < nto; i++) {
@@ -345,16 +266,32 @@ void smtp_send(struct smtp *s, const char *from, const char *const *to, int nto,
     }
     j->data = data;
     j->len = len;
-    j->off = 0;
     j->cb = cb;
     j->arg = arg;
-    j->reply[0] = j->error[0] = '\0';
-    curl_easy_setopt(j->easy, CURLOPT_MAIL_FROM, j->mail_from);
-    curl_easy_setopt(j->easy, CURLOPT_MAIL_RCPT, j->rcpt);
-    curl_easy_setopt(j->easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
-    LINK(s->jobs, j);
-    if (curl_multi_add_handle(s->multi, j->easy) != CURLM_OK)
-        abort(); /* only out of memory, or a handle added twice: a bug */
+
+    uv_mutex_lock(&s->lock);
+    if (s->todo_tail)
+        s->todo_tail->next = j;
+    else
+        s->todo = j;
+    s->todo_tail = j;
+    if (s->idle > s->woken) {
+        s->woken++;
+        uv_cond_signal(&s->wake);
+    } else if (s->started < s->cfg.max_connections) {
+        struct worker *w = &s->workers[s->started];
+        uv_thread_options_t opt = {.flags = UV_THREAD_HAS_STACK_SIZE,
+                                   .stack_size = WORKER_STACK};
+
+        w->s = s;
+        if (uv_thread_create_ex(&w->tid, &opt, worker_main, w) == 0) {
+            s->started++;
+            s->running++;
+        } else if (s->started == 0) {
+            abort(); /* no thread at all: nothing would ever be sent */
+        }
+    } /* else every worker is busy: the first one free takes it */
+    uv_mutex_unlock(&s->lock);
 }
 
 struct smtp *smtp_new(uv_loop_t *loop, const struct smtp_config *cfg)
@@ -366,58 +303,36 @@ struct smtp *smtp_new(uv_loop_t *loop, const struct smtp_config *cfg)
         return NULL;
     }
     /* libcurl, and OpenSSL's configuration and providers with it (1.7 MiB
-     * resident), only when SMTP is used: the file transport needs neither. */
+     * resident), only when SMTP is used: the file transport needs neither.
+     * Before any thread: curl_global_init is not thread-safe. */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
         log_error(NULL, "libcurl failed to initialise");
         return NULL;
     }
 #ifdef __GLIBC__
-    /* curl takes its SMTP buffers (job_new) for each transfer and frees
-     * them at the end; at the top of the heap, glibc gave them back to the
-     * kernel each time and faulted them in again for the next message. */
+    /* curl takes its SMTP buffers for each transfer and frees them at the
+     * end; at the top of the heap, glibc gave them back to the kernel each
+     * time and faulted them in again for the next message. */
     mallopt(M_TRIM_THRESHOLD, 1 << 20);
 #endif
-    if ((s = calloc(1, sizeof(*s))) == NULL || (s->multi = curl_multi_init()) == NULL)
+    s = calloc(1, sizeof(*s) + (size_t)cfg->max_connections * sizeof(s->workers[0]));
+    if (s == NULL || uv_mutex_init(&s->lock) != 0 || uv_cond_init(&s->wake) != 0)
         abort();
     s->loop = loop;
     s->cfg = *cfg;
-    uv_timer_init(loop, &s->timer);
-    s->timer.data = s;
-    s->handles_open = 1;
-    curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-    curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
-    curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, on_timer_set);
-    curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s);
-    curl_multi_setopt(s->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, cfg->max_connections);
-    curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, cfg->max_connections);
+    atomic_init(&s->closing, false);
+    uv_async_init(loop, &s->async, on_async);
+    s->async.data = s;
     return s;
-}
-
-static void do_close(struct smtp *s)
-{
-    while (s->jobs)
-        job_free(s, s->jobs);
-    while (s->idle) {
-        struct job *j = s->idle;
-
-        s->idle = j->next;
-        curl_easy_cleanup(j->easy);
-        free(j);
-    }
-    /* Closes the kept connections (QUIT); their sockets leave via
-     * on_close_socket. */
-    curl_multi_cleanup(s->multi);
-    s->multi = NULL;
-    curl_global_cleanup();
-    while (s->socks)
-        sock_close(s, s->socks);
-    uv_close((uv_handle_t *)&s->timer, on_handle_closed);
 }
 
 void smtp_close(struct smtp *s, void (*done)(void *arg), void *arg)
 {
-    s->closing = true;
-    s->done = done;
-    s->done_arg = arg;
-    uv_timer_start(&s->timer, on_timeout, 0, 0); /* never inside a curl callback */
+    s->close_done = done;
+    s->close_arg = arg;
+    uv_mutex_lock(&s->lock);
+    atomic_store(&s->closing, true);
+    uv_cond_broadcast(&s->wake);
+    uv_mutex_unlock(&s->lock);
+    uv_async_send(&s->async); /* with no worker, on_async ends it */
 }

@@ -1,7 +1,7 @@
-/* smtp.h - SMTP delivery with libcurl's multi interface on the libuv loop:
- * curl tells which sockets to watch (uv_poll) and when to time out
- * (uv_timer); nothing blocks the loop. Connections to the relay are kept
- * and reused between messages. */
+/* smtp.h - SMTP delivery with libcurl, off the loop: one worker thread per
+ * connection (at most max_connections, started when there is work), each
+ * keeping its connection to the relay between messages. Outcomes come back
+ * on the loop. */
 #ifndef NOTIFIER_SMTP_H
 #define NOTIFIER_SMTP_H
 
@@ -36,8 +36,10 @@ struct smtp *smtp_new(uv_loop_t *loop, const struct smtp_config *cfg);
 void smtp_send(struct smtp *s, const char *from, const char *const *to, int nto,
                const char *data, size_t len, smtp_cb cb, void *arg);
 
-/* Abandons deliveries in flight (their callbacks are not called), closes
- * the handles, then calls 'done' on the loop and frees 's'. */
+/* Abandons deliveries (their callbacks are not called: a transfer under
+ * way is ended at curl's next progress check), ends the workers (each says
+ * QUIT on its connection), then calls 'done' on the loop and frees 's'.
+ * The data of the deliveries abandoned must stay valid until then. */
 void smtp_close(struct smtp *s, void (*done)(void *arg), void *arg);
 
 #endif

@@ -27,12 +27,15 @@ HOLD_MAX_S = 30  # a held RCPT answers after this at the latest
 class MailSink:
     """mode: "ok"; "tempfail" (451 to DATA); "permfail" (550 to RCPT).
     hold: while set, RCPT waits (a delivery stuck mid-transaction).
+    slow: {recipient: seconds} the reply to the end of those messages takes.
     idle_timeout_s: a session silent this long is closed by the server."""
 
     def __init__(self, idle_timeout_s=300):
         self.port = free_port()
         self.mode = "ok"
         self.hold = False
+        self.slow = {}
+        self.in_data = 0     # messages whose data has arrived
         self.lock = threading.Lock()
         self.messages = []   # (mail_from, [rcpt], bytes)
         self.rcpts = 0       # RCPT commands seen
@@ -59,6 +62,9 @@ class MailSink:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            self.in_data += 1
+        await asyncio.sleep(max([self.slow.get(r, 0) for r in envelope.rcpt_tos] + [0]))
         if self.mode == "tempfail":
             with self.lock:
                 self.refused += 1
@@ -70,8 +76,8 @@ class MailSink:
     def reset(self):
         with self.lock:
             self.messages.clear()
-            self.rcpts = self.refused = 0
-        self.mode, self.hold = "ok", False
+            self.rcpts = self.refused = self.in_data = 0
+        self.mode, self.hold, self.slow = "ok", False, {}
 
     def received(self, message_id=None):
         """Parsed messages, those whose Message-ID holds 'message_id' if given."""

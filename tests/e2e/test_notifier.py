@@ -350,6 +350,28 @@ def test_smtp_connections_are_bounded(stack):
     stack.start("notifier")
 
 
+def test_slow_relay_holds_up_only_its_own_email(stack):
+    """The relay takes its time to accept one message (its reply to the end
+    of the data): the next emails go out meanwhile, over other connections.
+    libcurl waits for that reply inside curl, blocking, so this holds only
+    because deliveries run off the loop."""
+    SINK.reset()
+    SINK.slow = {"slow@example.com": 1.5}  # below SMTP_TIMEOUT_MS
+    slow = command("slow@example.com")
+    queue(stack, slow)
+    wait_until(lambda: SINK.in_data >= 1, 10, "the slow message's data sent")
+    fast = [command("fast%d@example.com" % i) for i in range(3)]
+    for cmd in fast:
+        queue(stack, cmd)
+    for cmd in fast:
+        SINK.wait_for(cmd["id"])
+    check(not SINK.received(slow["id"]), "the fast emails arrived before the slow one's reply")
+    SINK.wait_for(slow["id"])
+    wait_until(lambda: email_row(stack, slow["id"])[:2] == ("sent", 1), 10, "slow one sent once")
+    for cmd in fast:
+        check(email_row(stack, cmd["id"])[:2] == ("sent", 1), email_row(stack, cmd["id"]))
+
+
 def test_many_at_once_each_sent_once(stack):
     """Commands queued while the notifier is down arrive together: they are
     claimed, and recorded as sent, many to a statement. Each is still sent
