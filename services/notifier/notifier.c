@@ -11,10 +11,10 @@
  * deliver it, then record the outcome and its event in one statement and
  * only then ack. Claims share a statement, and so do the emails sent:
  * while one is out, the next gathers what arrives (flush_queue), so one
- * transaction serves many commands under load. A temporary failure records the error and naks with
- * the backoff as delay, so JetStream holds the command until its next
- * attempt; a process that dies mid-attempt leaves the command unacked, and
- * JetStream redelivers it after AckWait. */
+ * transaction serves many commands under load. A temporary failure
+ * records the error and naks with the backoff as delay, so JetStream holds
+ * the command until its next attempt; a process that dies mid-attempt
+ * leaves the command unacked, and JetStream redelivers it after AckWait. */
 #include "notifier.h"
 
 #include <errno.h>
@@ -548,8 +548,9 @@ static void send_batch(struct queue *q, long n, int stmt,
 /* Group commit: one statement of a kind at a time, a second only for a
  * full batch. What arrives while one is out waits for its answer and goes
  * in the next, so under load a statement carries many rows (PostgreSQL's
- * cost is mostly per statement: one email a statement cost it about four
- * times as much as ten), and an idle notifier sends each at once. */
+ * cost is mostly per statement: an email alone in its statements cost it
+ * four to five times what one of ten did), and an idle notifier sends each
+ * at once. */
 static void flush_queue(struct queue *q, int *out, int stmt,
                         json_t *(*item)(const struct delivery *), db_cb cb)
 {
