@@ -30,6 +30,7 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
 import harness  # noqa: E402
+from bench import cpu_s, machine_busy_s  # noqa: E402
 from harness import free_port, wait_until  # noqa: E402
 
 SINK, SOURCE = "/usr/sbin/smtp-sink", "/usr/sbin/smtp-source"
@@ -100,13 +101,7 @@ def queue(stack, n, batch=500):
     return n / (time.monotonic() - t0)
 
 
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def children_cpu_seconds(ppid):
+def children_cpu_s(ppid):
     """CPU of ppid's live children (PostgreSQL's backends and workers)."""
     total = 0.0
     for d in os.listdir("/proc"):
@@ -122,20 +117,14 @@ def children_cpu_seconds(ppid):
     return total
 
 
-def machine_busy_seconds():
-    with open("/proc/stat") as f:
-        t = [int(x) for x in f.readline().split()[1:]]
-    return (sum(t[:8]) - t[3] - t[4]) / os.sysconf("SC_CLK_TCK")
-
-
 class CpuSplit:
     """CPU seconds by process during a drain: who the emails cost."""
 
     def __init__(self, stack, sink):
-        self.probes = {"postgres": lambda: children_cpu_seconds(stack.pg_pid),
-                       "nats-server": lambda: cpu_seconds(stack.pid("nats")),
-                       "smtp-sink": lambda: cpu_seconds(sink.pid),
-                       "machine": machine_busy_seconds}
+        self.probes = {"postgres": lambda: children_cpu_s(stack.pg_pid),
+                       "nats-server": lambda: cpu_s(stack.pid("nats")),
+                       "smtp-sink": lambda: cpu_s(sink.pid),
+                       "machine": machine_busy_s}
         self.start = {k: f() for k, f in self.probes.items()}
 
     def per_email_us(self, n, notifier_cpu):
@@ -188,7 +177,7 @@ def drain(stack, sink, db, n, connections, concurrency):
             raise SystemExit("only %s of %d sent in %d s" % (done, n, DEADLINE_S))
         time.sleep(0.2)
     total = time.monotonic() - t0
-    cpu = cpu_seconds(pid)
+    cpu = cpu_s(pid)
     per_email = split.per_email_us(n, cpu)
     stack.stop("notifier")
     return ((n - 1) / float(span) if float(span) > 0 else float("nan")), total, cpu, per_email
