@@ -512,14 +512,15 @@ static bool in_batch(const struct batch *b, const char *id)
     return false;
 }
 
-/* Takes up to 'n' deliveries from 'q' into one statement 'stmt', whose $1
+/* Takes up to BATCH_MAX deliveries from 'q' into one statement 'stmt', whose $1
  * is the JSON array of item() of each. A command in hand twice (redelivered
  * while its first delivery was still ours) is given back to JetStream
  * rather than claimed twice in one statement. */
-static void send_batch(struct queue *q, long n, int stmt,
-                       json_t *(*item)(const struct delivery *), db_cb cb)
+static void send_batch(struct queue *q, int stmt, json_t *(*item)(const struct delivery *),
+                       db_cb cb)
 {
-    struct batch *b = malloc(sizeof(*b) + (size_t)n * sizeof(b->d[0]));
+    struct batch *b = malloc(sizeof(*b) + BATCH_MAX * sizeof(b->d[0]));
+    long n = BATCH_MAX;
     json_t *list = json_array();
     char *text;
 
@@ -556,7 +557,7 @@ static void flush_queue(struct queue *q, int *out, int stmt,
 {
     while (q->n > 0 && (*out == 0 || q->n >= BATCH_MAX)) {
         (*out)++;
-        send_batch(q, BATCH_MAX, stmt, item, cb);
+        send_batch(q, stmt, item, cb);
     }
 }
 
