@@ -1,28 +1,52 @@
 /* jsontext.c - see jsontext.h. */
 #include "jsontext.h"
 
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
 
+/* The index of the quote that ends the string starting at 'from' (just past
+ * its opening quote), or 'len': the first quote after an even number of
+ * backslashes. memchr finds the candidates; most strings have one. */
+static size_t string_end(const char *s, size_t from, size_t len)
+{
+    for (size_t i = from; i < len;) {
+        const char *q = memchr(s + i, '"', len - i);
+        size_t at, k;
+
+        if (q == NULL)
+            break;
+        at = (size_t)(q - s);
+        for (k = at; k > from && s[k - 1] == '\\'; k--)
+            ;
+        if ((at - k) % 2 == 0)
+            return at;
+        i = at + 1;
+    }
+    return len;
+}
+
 size_t json_text_compact(char *json, size_t len)
 {
-    bool in_string = false, escaped = false;
     size_t out = 0;
 
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = 0; i < len;) {
         char c = json[i];
 
-        if (in_string) {
-            in_string = escaped || c != '"';
-            escaped = !escaped && c == '\\';
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == ' ' || c == '\n' || c == '\t' || c == '\r') {
+        if (c == '"') {
+            /* A string is copied whole, its blanks kept. */
+            size_t end = string_end(json, i + 1, len);
+            size_t n = (end < len ? end + 1 : len) - i;
+
+            if (out != i)
+                memmove(json + out, json + i, n);
+            out += n;
+            i += n;
             continue;
         }
-        json[out++] = c;
+        if (c != ' ' && c != '\n' && c != '\t' && c != '\r')
+            json[out++] = c;
+        i++;
     }
     return out;
 }
@@ -89,16 +113,11 @@ void json_text_rows(struct strbuf *out, const PGresult *res, int first, int last
 void json_text_values(struct strbuf *out, const PGresult *res, int first, int last, int col)
 {
     for (int row = first; row < last; row++) {
-        size_t at;
-
         if (row > first)
             sb_add(out, ",", 1);
-        if (PQgetisnull(res, row, col)) {
+        if (PQgetisnull(res, row, col))
             sb_add(out, "null", 4);
-            continue;
-        }
-        at = out->len;
-        sb_add(out, PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col));
-        out->len = at + json_text_compact(out->data + at, out->len - at);
+        else
+            sb_add(out, PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col));
     }
 }

@@ -43,8 +43,9 @@ void json_text_rows(struct strbuf *out, const PGresult *res, int first, int last
                     const struct json_column *cols, int ncols);
 
 /* Appends column 'col' of rows 'first' to 'last' - 1 of 'res', separated by
- * commas: JSON text a statement built (a json column), each compacted as
- * json_text_compact() does; SQL NULL is null. */
+ * commas: JSON text a statement built (a json column), copied as it is, so
+ * build it compact (json_strip_nulls() writes json without the blanks
+ * json_build_object() puts between tokens); SQL NULL is null. */
 void json_text_values(struct strbuf *out, const PGresult *res, int first, int last, int col);
 
 /* Appends 's' as a JSON string, encoded by jansson. */

@@ -125,9 +125,9 @@ void request_reply_row(struct request *req, int status, const PGresult *res, int
 void request_reply_rows(struct request *req, int status, const char *list, const PGresult *res,
                         const struct json_column *cols, int ncols);
 
-/* Replies with column 0 of every row of 'res', JSON text a statement built
- * for each (json_text_values()), as {"<list>": [...]}, or as a bare array
- * when 'list' is NULL. Ends the request. */
+/* Replies with column 0 of every row of 'res', compact JSON text a statement
+ * built for each (json_text_values()), as {"<list>": [...]}, or as a bare
+ * array when 'list' is NULL. Ends the request. */
 void request_reply_values(struct request *req, int status, const char *list, const PGresult *res);
 
 /* Replies with the service's error body. Ends the request. */

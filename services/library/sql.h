@@ -11,7 +11,8 @@
 #define PAGE " LIMIT $1 OFFSET $2"
 
 /* Book row 'b' of author row 'a' as events show it: as books.doc, which a
- * trigger keeps for the lists (migrations/002_book_doc.sql). */
+ * trigger keeps, compact, for the lists (migrations/002_book_doc.sql,
+ * 003_book_doc_compact.sql). */
 #define BOOK_JSON                                                                     \
     "json_build_object('Books.BookID', b.bookid, 'Books.Title', b.title, "            \
     "'Authors.AuthorID', a.authorid, 'Authors.FirstName', a.firstname, "              \

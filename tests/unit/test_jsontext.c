@@ -19,6 +19,7 @@ static const char *const samples[] = {
     "{\"utf8\" : \"z\xc3\xa9 \xe2\x82\xac\", \"empty\" : \"\", \"list\" : [], \"obj\" : {}}",
     "[1, \n [2, 3], \n {\"k\" : [false]}]",
     "\" a string alone \"",
+    "{\"a\" : \"\\\\\\\\\" , \"b\" : \"\\\"\" , \"c\" : \"\\\\\\\"\\\\\" }",
 };
 #define NSAMPLES ((int)(sizeof(samples) / sizeof(samples[0])))
 
@@ -91,23 +92,26 @@ static void check_rows(void)
     PQclear(res);
 }
 
-/* Values a statement built, one per row: the samples, then a NULL. */
+/* Values a statement built compact, one per row: the samples, then a NULL,
+ * copied as they are. */
 static void check_values(void)
 {
     const int n = NSAMPLES;
-    const char *cells[NSAMPLES + 1];
+    char *cells[NSAMPLES + 1];
     PGresult *res;
     json_t *want = json_array();
     struct strbuf got = {0};
     char *text;
 
     for (int i = 0; i < n; i++) {
-        cells[i] = samples[i];
-        json_array_append_new(want, json_loads(samples[i], JSON_DECODE_ANY, NULL));
+        json_t *v = json_loads(samples[i], JSON_DECODE_ANY, NULL);
+
+        cells[i] = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        json_array_append_new(want, v);
     }
     cells[n] = NULL;
     json_array_append_new(want, json_null());
-    res = result(1, n + 1, cells);
+    res = result(1, n + 1, (const char *const *)cells);
     text = json_dumps(want, JSON_COMPACT);
     sb_add(&got, "[", 1);
     json_text_values(&got, res, 0, n + 1, 0);
@@ -119,6 +123,8 @@ static void check_values(void)
     json_text_values(&got, res, 0, 0, 0);
     CHECK(got.len == 0);
 
+    for (int i = 0; i < n; i++)
+        free(cells[i]);
     free(text);
     sb_free(&got);
     json_decref(want);
