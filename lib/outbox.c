@@ -1,11 +1,13 @@
 /* outbox.c - the relay from the outbox table to JetStream (see outbox.h).
  *
- * One pass at a time: select up to 'batch' pending rows in seq order,
+ * One pass at a time, one statement a pass: delete the rows the previous
+ * pass saw acknowledged and read up to 'batch' pending rows in seq order;
  * publish them all (pipelined on the one NATS connection, so JetStream
- * stores them in that order), wait for every PubAck, delete the rows that
- * were acknowledged. A kick during a pass, or a full batch, runs the next
- * pass at once; a failure retries after a capped backoff. Everything runs on
- * the loop: the bus delivers replies there, the pool its results. */
+ * stores them in that order) and wait for every PubAck. A pass that
+ * published runs the next at once, to delete what it published; one that
+ * found nothing rests until a kick. A failure retries after a capped
+ * backoff. Everything runs on the loop: the bus delivers replies there, the
+ * pool its results. */
 #include "outbox.h"
 
 #include <inttypes.h>
@@ -18,14 +20,15 @@
 #include "jsontext.h"
 #include "log.h"
 
-/* Both through functions that never scan the heap (003_outbox_relay.sql).
- * The delete starts with VALUES, not SELECT: a write, with its own Sync. */
+/* A function that never scans the heap (005_outbox_next.sql). The statement
+ * starts with WITH, not SELECT: it deletes, so it is a write, with its own
+ * Sync (db.c). */
 const char *const outbox_sql[OUTBOX_SQL_COUNT] = {
-    [OUTBOX_SQL_PENDING] = "SELECT seq, id, subject, event FROM outbox_pending($1, $2)",
-    [OUTBOX_SQL_DONE] = "VALUES (outbox_delete($1, $2::bigint[]))",
+    [OUTBOX_SQL_NEXT] = "WITH next AS (SELECT * FROM outbox_next($1, $2::bigint[], $3)) "
+                        "SELECT seq, id, subject, at, request_id, data FROM next",
 };
 
-enum { COL_SEQ, COL_ID, COL_SUBJECT, COL_EVENT };
+enum { COL_SEQ, COL_ID, COL_SUBJECT, COL_TIME, COL_REQUEST_ID, COL_DATA };
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -34,9 +37,8 @@ enum state {
     ST_NO_STREAM, /* waiting for NATS, or to retry creating the stream */
     ST_ENSURING,  /* a stream create or update request is out */
     ST_IDLE,
-    ST_SELECTING,
+    ST_READING,   /* outbox_next: deleting the acknowledged, reading on */
     ST_PUBLISHING,
-    ST_DELETING,
 };
 
 struct ack {
@@ -51,13 +53,18 @@ struct outbox {
     struct db *db;
     struct outbox_config cfg;
     char limit[16];
-    uv_timer_t timer;   /* the retry backoff, or the sweep while idle */
+    char *source_json;   /* cfg.source as a JSON string, for the envelopes */
+    struct strbuf event; /* the envelope being published */
+    struct strbuf acked; /* {seq,...}: what the next pass deletes */
+    int nacked;
+    uv_timer_t timer;    /* the retry backoff, or the sweep while idle */
     enum state state;
-    bool kicked;        /* a commit happened during the pass */
-    bool failed;        /* this pass met an error: back off */
-    bool stream_gone;   /* a publish found no stream: create it again */
+    bool kicked;         /* a commit happened during the pass */
+    bool failed;         /* this pass met an error: back off */
+    bool stream_gone;    /* a publish found no stream: create it again */
+    bool final_sent;     /* closing: the last delete is out */
     long backoff_ms;
-    struct ack *acks;   /* cfg.batch entries */
+    struct ack *acks;    /* cfg.batch entries */
     int n, outstanding;
     struct outbox_stats stats;
     void (*done)(void *arg);
@@ -85,12 +92,17 @@ static void on_timer_closed(uv_handle_t *h)
     ob->done(ob->done_arg);
 }
 
+static void final_delete(struct outbox *ob);
+
 /* Between passes: finish a close, or arm the timer for what comes next. */
 static void rest(struct outbox *ob, enum state state)
 {
     ob->state = state;
     if (ob->closing) {
-        uv_close((uv_handle_t *)&ob->timer, on_timer_closed);
+        if (state == ST_IDLE && ob->nacked > 0 && !ob->final_sent)
+            final_delete(ob);
+        else
+            uv_close((uv_handle_t *)&ob->timer, on_timer_closed);
         return;
     }
     if (ob->failed) {
@@ -162,53 +174,56 @@ static void ensure_stream(struct outbox *ob)
 
 /* ---- one pass ------------------------------------------------------------ */
 
-static void on_deleted(void *arg, const struct db_result *r)
+/* Row 'i' as the event published (proto/asyncapi.yaml): CloudEvents' field
+ * names in their order, compact. */
+static void envelope(struct outbox *ob, const PGresult *res, int i)
 {
-    struct outbox *ob = arg;
+    struct strbuf *e = &ob->event;
+    const char *subject = PQgetvalue(res, i, COL_SUBJECT);
+    size_t data;
 
-    if (r->err) {
-        /* Published but still pending: the next pass publishes them again
-         * and the stream drops the duplicates. */
-        log_warn(NULL, "outbox: delete failed (%s); rows stay pending", r->message);
-        ob->failed = true;
-    } else {
-        ob->stats.published += strtoull(PQgetvalue(r->res, 0, 0), NULL, 10);
-        if (ob->n == ob->cfg.batch)
-            ob->kicked = true; /* maybe more behind a full batch */
-    }
-    rest(ob, ob->stream_gone ? ST_NO_STREAM : ST_IDLE);
-    ob->stream_gone = false;
+    e->len = 0;
+    sb_adds(e, "{\"specversion\":\"1.0\",\"id\":\"");
+    sb_adds(e, PQgetvalue(res, i, COL_ID));
+    sb_adds(e, "\",\"source\":");
+    sb_adds(e, ob->source_json);
+    sb_adds(e, ",\"type\":");
+    /* The subject without "events." (the table's CHECK holds that prefix). */
+    json_text_string(e, subject + 7, (size_t)PQgetlength(res, i, COL_SUBJECT) - 7);
+    sb_adds(e, ",\"time\":"); /* to_json(time): a JSON string already */
+    sb_add(e, PQgetvalue(res, i, COL_TIME), (size_t)PQgetlength(res, i, COL_TIME));
+    sb_adds(e, ",\"requestid\":");
+    if (PQgetisnull(res, i, COL_REQUEST_ID))
+        sb_adds(e, "null");
+    else
+        json_text_string(e, PQgetvalue(res, i, COL_REQUEST_ID),
+                         (size_t)PQgetlength(res, i, COL_REQUEST_ID));
+    sb_adds(e, ",\"datacontenttype\":\"application/json\",\"data\":");
+    data = e->len;
+    sb_add(e, PQgetvalue(res, i, COL_DATA), (size_t)PQgetlength(res, i, COL_DATA));
+    e->len = data + json_text_compact(e->data + data, e->len - data);
+    sb_add(e, "}", 1);
 }
 
-/* Every PubAck is in: delete the rows JetStream stored. */
-static void delete_acked(struct outbox *ob)
+/* Every PubAck of the pass is in: the next pass deletes the rows JetStream
+ * stored, and runs at once so that they do not wait for the next write. */
+static void published(struct outbox *ob)
 {
-    size_t size = (size_t)ob->n * 24 + 3, used = 0;
-    char *list = malloc(size);
-    int acked = 0;
-
-    if (list == NULL)
-        abort();
-    list[used++] = '{';
+    ob->acked.len = 0;
+    sb_add(&ob->acked, "{", 1);
     for (int i = 0; i < ob->n; i++) {
         if (!ob->acks[i].ok)
             continue;
-        used += (size_t)snprintf(list + used, size - used, "%s%s", acked ? "," : "",
-                                 ob->acks[i].seq);
-        acked++;
+        if (ob->nacked++ > 0)
+            sb_add(&ob->acked, ",", 1);
+        sb_adds(&ob->acked, ob->acks[i].seq);
     }
-    snprintf(list + used, size - used, "}");
-    if (acked == 0) {
-        free(list);
-        ob->failed = true;
-        rest(ob, ob->stream_gone ? ST_NO_STREAM : ST_IDLE);
-        ob->stream_gone = false;
-        return;
-    }
-    ob->state = ST_DELETING;
-    db_query(ob->db, ob->cfg.first_stmt + OUTBOX_SQL_DONE, 2,
-             (const char *[]){ob->cfg.source, list}, on_deleted, ob);
-    free(list);
+    sb_add(&ob->acked, "}", 1);
+    ob->stats.published += (uint64_t)ob->nacked;
+    if (ob->nacked > 0)
+        ob->kicked = true;
+    rest(ob, ob->stream_gone ? ST_NO_STREAM : ST_IDLE);
+    ob->stream_gone = false;
 }
 
 static void on_ack(void *arg, enum bus_status status, natsMsg *reply)
@@ -233,21 +248,26 @@ static void on_ack(void *arg, enum bus_status status, natsMsg *reply)
         ob->failed = true;
     }
     if (--ob->outstanding == 0)
-        delete_acked(ob);
+        published(ob);
 }
 
-static void on_pending(void *arg, const struct db_result *r)
+static void on_next(void *arg, const struct db_result *r)
 {
     struct outbox *ob = arg;
 
     if (r->err) {
+        /* The acknowledged rows stay, to be deleted by the next pass: were
+         * they published again meanwhile, the stream drops the duplicates. */
         log_warn(NULL, "outbox: reading pending events failed: %s", r->message);
         ob->failed = true;
         rest(ob, ST_IDLE);
         return;
     }
+    ob->acked.len = 0;
+    sb_adds(&ob->acked, "{}");
+    ob->nacked = 0;
     ob->n = PQntuples(r->res);
-    if (ob->n == 0) {
+    if (ob->n == 0 || ob->closing) {
         rest(ob, ST_IDLE);
         return;
     }
@@ -256,28 +276,31 @@ static void on_pending(void *arg, const struct db_result *r)
     for (int i = 0; i < ob->n; i++) {
         struct ack *a = &ob->acks[i];
         const char *headers[] = {"Nats-Msg-Id", PQgetvalue(r->res, i, COL_ID)};
-        char *event = PQgetvalue(r->res, i, COL_EVENT); /* ours until the callback returns */
         enum bus_status why;
-        size_t len;
-        uint64_t sent;
 
         a->ob = ob;
         a->ok = false;
         snprintf(a->seq, sizeof(a->seq), "%s", PQgetvalue(r->res, i, COL_SEQ));
-        len = json_text_compact(event, (size_t)PQgetlength(r->res, i, COL_EVENT));
-        sent = bus_request(ob->bus, PQgetvalue(r->res, i, COL_SUBJECT), headers, 1, event,
-                           (int)len, 0, on_ack, a, &why);
-        if (!sent) {
+        envelope(ob, r->res, i);
+        if (!bus_request(ob->bus, PQgetvalue(r->res, i, COL_SUBJECT), headers, 1,
+                         ob->event.data, (int)ob->event.len, 0, on_ack, a, &why)) {
             /* Not connected: the rest would fail alike; on_ack's count ends
              * the pass once the ones already sent are answered. */
             ob->failed = true;
             ob->stats.failures++;
             ob->outstanding -= ob->n - i;
             if (ob->outstanding == 0)
-                delete_acked(ob);
+                published(ob);
             return;
         }
     }
+}
+
+static void next(struct outbox *ob, const char *limit)
+{
+    ob->state = ST_READING;
+    db_query(ob->db, ob->cfg.first_stmt + OUTBOX_SQL_NEXT, 3,
+             (const char *[]){ob->cfg.source, ob->acked.data, limit}, on_next, ob);
 }
 
 static void pass(struct outbox *ob)
@@ -291,9 +314,14 @@ static void pass(struct outbox *ob)
     uv_timer_stop(&ob->timer);
     ob->kicked = false;
     ob->stats.passes++;
-    ob->state = ST_SELECTING;
-    db_query(ob->db, ob->cfg.first_stmt + OUTBOX_SQL_PENDING, 2,
-             (const char *[]){ob->cfg.source, ob->limit}, on_pending, ob);
+    next(ob, ob->limit);
+}
+
+/* Closing after a pass that published: its rows deleted, none read. */
+static void final_delete(struct outbox *ob)
+{
+    ob->final_sent = true;
+    next(ob, "0");
 }
 
 /* ---- the interface ------------------------------------------------------- */
@@ -302,6 +330,7 @@ struct outbox *outbox_new(uv_loop_t *loop, struct bus *bus, struct db *db,
                           const struct outbox_config *cfg)
 {
     struct outbox *ob = calloc(1, sizeof(*ob));
+    struct strbuf source = {0};
 
     if (ob == NULL || cfg->batch < 1 || (ob->acks = calloc((size_t)cfg->batch,
                                                            sizeof(*ob->acks))) == NULL) {
@@ -313,6 +342,9 @@ struct outbox *outbox_new(uv_loop_t *loop, struct bus *bus, struct db *db,
     ob->db = db;
     ob->cfg = *cfg;
     snprintf(ob->limit, sizeof(ob->limit), "%d", cfg->batch);
+    json_text_string(&source, cfg->source, strlen(cfg->source));
+    ob->source_json = source.data; /* now ob's */
+    sb_adds(&ob->acked, "{}");
     uv_timer_init(loop, &ob->timer);
     ob->timer.data = ob;
     ob->state = ST_NO_STREAM;
@@ -365,6 +397,9 @@ void outbox_free(struct outbox *ob)
 {
     if (ob) {
         free(ob->acks);
+        free(ob->source_json);
+        sb_free(&ob->acked);
+        sb_free(&ob->event);
         free(ob);
     }
 }

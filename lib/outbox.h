@@ -6,7 +6,8 @@
  * relay publishes the service's pending rows to JetStream in commit order,
  * each with Nats-Msg-Id set to the event id so that a row published twice
  * (the process died before the delete) is dropped by the stream's duplicate
- * window, and deletes them only after their PubAck.
+ * window, and deletes them only after their PubAck, with the statement that
+ * reads the next rows (lib/migrations/005_outbox_next.sql).
  *
  * The relay wakes when a request's statement that emits has committed
  * (outbox_kick), when NATS comes back, at start (rows a previous run left),
@@ -33,8 +34,8 @@
     "', " request_id ", " data " FROM " rows                                               \
     " WHERE current_setting('app.events', true) IS DISTINCT FROM 'off'"
 
-/* The relay's own statements, appended by the runtime to every service's list. */
-enum { OUTBOX_SQL_PENDING, OUTBOX_SQL_DONE, OUTBOX_SQL_COUNT };
+/* The relay's own statement, appended by the runtime to every service's list. */
+enum { OUTBOX_SQL_NEXT, OUTBOX_SQL_COUNT };
 extern const char *const outbox_sql[OUTBOX_SQL_COUNT];
 
 struct outbox_config {

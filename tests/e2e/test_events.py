@@ -1,6 +1,7 @@
 """Domain events: each state change gives exactly one event on the stream,
 in commit order, through NATS outages, crashes and slow subscribers."""
 import json
+import re
 import threading
 import uuid
 
@@ -41,6 +42,9 @@ def test_each_change_one_event(stack):
     check(ev["data"] == dict(item, id=iid, archived=False), ev["data"])
     check(b["event"]["data"]["archived"] is True, b)
     check(len(ev["id"]) == 36 and ev["id"] != b["event"]["id"], "uuid ids")
+    check(ev["requestid"] == r1 and ev["datacontenttype"] == "application/json", ev)
+    check(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?[+-]\d\d:\d\d", ev["time"]),
+          "time as PostgreSQL writes a timestamptz in JSON: %r" % ev["time"])
 
 
 def test_refused_write_leaves_no_event(stack):
@@ -80,6 +84,9 @@ def test_nats_outage_events_wait_and_keep_order(stack):
         "SELECT iditem FROM work_items WHERE username = '%s' ORDER BY iditem" % tag).split()]
     check(len(want) == 11 and got == want, "every event once, in commit order: %r vs %r"
           % (got, want))
+    by_sql = [e["event"] for e in events if "description" not in e["event"]["data"]]
+    check(len(by_sql) == 5 and all(e["requestid"] is None for e in by_sql),
+          "rows written without a request id: requestid null: %r" % by_sql)
 
 
 @fresh
