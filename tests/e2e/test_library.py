@@ -128,8 +128,8 @@ def test_injection_is_data(stack):
 
 def test_text_is_verbatim_in_page_and_event(stack):
     # Spaces, quotes, backslashes and JSON's own signs inside a title stay as
-    # sent: in the page (compact, built in C) and in the book.added event
-    # (PostgreSQL's json, its spaces between tokens dropped by the relay).
+    # sent: in the page (books.doc, which PostgreSQL stores compact) and in
+    # the book.added event (PostgreSQL's json, its blanks dropped by the relay).
     title = 'A  "quoted" title, {with} [signs]: \\ \t tab \u00e9\u20ac  '
     rid = "txt-" + uuid.uuid4().hex[:8]
     r = expect(stack.request("POST", "/api/books", {"Books.Title": title,
