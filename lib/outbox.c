@@ -205,12 +205,20 @@ static void envelope(struct outbox *ob, const PGresult *res, int i)
     sb_add(e, "}", 1);
 }
 
+/* Nothing for the next pass to delete: an empty array. */
+static void forget_acked(struct outbox *ob)
+{
+    ob->acked.len = 0;
+    sb_adds(&ob->acked, "{}");
+    ob->nacked = 0;
+}
+
 /* Every PubAck of the pass is in: the next pass deletes the rows JetStream
  * stored, and runs at once so that they do not wait for the next write. */
 static void published(struct outbox *ob)
 {
-    ob->acked.len = 0;
-    sb_add(&ob->acked, "{", 1);
+    forget_acked(ob);
+    ob->acked.len = 1; /* keep the empty array's '{' */
     for (int i = 0; i < ob->n; i++) {
         if (!ob->acks[i].ok)
             continue;
@@ -263,9 +271,7 @@ static void on_next(void *arg, const struct db_result *r)
         rest(ob, ST_IDLE);
         return;
     }
-    ob->acked.len = 0;
-    sb_adds(&ob->acked, "{}");
-    ob->nacked = 0;
+    forget_acked(ob); /* deleted */
     ob->n = PQntuples(r->res);
     if (ob->n == 0 || ob->closing) {
         rest(ob, ST_IDLE);
@@ -344,7 +350,7 @@ struct outbox *outbox_new(uv_loop_t *loop, struct bus *bus, struct db *db,
     snprintf(ob->limit, sizeof(ob->limit), "%d", cfg->batch);
     json_text_string(&source, cfg->source, strlen(cfg->source));
     ob->source_json = source.data; /* now ob's */
-    sb_adds(&ob->acked, "{}");
+    forget_acked(ob);
     uv_timer_init(loop, &ob->timer);
     ob->timer.data = ob;
     ob->state = ST_NO_STREAM;
