@@ -61,6 +61,15 @@ struct slot {
     void *arg;
     uint64_t deadline;           /* uv_now() milliseconds */
     struct slot *prev, *next;    /* outstanding requests, oldest first */
+    struct assembly *parts;      /* a multi-part reply arriving, or NULL */
+};
+
+/* A reply sent in parts (bus_reply), put back together in one buffer. */
+struct assembly {
+    natsMsg *first;        /* part 1, for its headers */
+    unsigned have, count;  /* parts received, parts announced */
+    size_t len, size;      /* bytes received, bytes announced */
+    char data[];
 };
 
 struct bus {
@@ -101,6 +110,7 @@ struct bus {
 
     struct slot *slots;
     uint32_t nslots, free_head;
+    size_t assembling;  /* bytes of the assemblies in progress */
     struct slot *oldest, *newest;
     struct bus_stats stats;
 };
@@ -178,6 +188,12 @@ static void slot_release(struct bus *bus, struct slot *s)
         s->next->prev = s->prev;
     else
         bus->newest = s->prev;
+    if (s->parts) {
+        bus->assembling -= s->parts->size;
+        bus_msg_free(s->parts->first);
+        free(s->parts);
+        s->parts = NULL;
+    }
     s->used = false;
     s->next_free = bus->free_head;
     bus->free_head = (uint32_t)(s - bus->slots);
@@ -195,6 +211,112 @@ static void finish(struct bus *bus, struct slot *s, enum bus_status status, nats
 
     slot_release(bus, s);
     cb(arg, status, reply);
+}
+
+/* "i/n" with 1 <= i <= n, digits only. */
+static int parse_part(const char *v, unsigned *i, unsigned *n)
+{
+    char *end;
+    unsigned long a, b;
+
+    if (v == NULL || *v < '0' || *v > '9')
+        return -1;
+    a = strtoul(v, &end, 10);
+    if (*end != '/' || end[1] < '0' || end[1] > '9')
+        return -1;
+    b = strtoul(end + 1, &end, 10);
+    if (*end != '\0' || a < 1 || a > b || b > UINT32_MAX)
+        return -1;
+    *i = (unsigned)a;
+    *n = (unsigned)b;
+    return 0;
+}
+
+/* The whole reply as one message: the assembled bytes with part 1's
+ * headers, without the part headers. */
+static natsMsg *assembled(const struct assembly *a)
+{
+    const char **keys = NULL;
+    natsMsg *m = NULL;
+    int nkeys = 0;
+
+    if (natsMsg_Create(&m, natsMsg_GetSubject(a->first), NULL, a->data, (int)a->len) != NATS_OK)
+        return NULL;
+    if (natsMsgHeader_Keys(a->first, &keys, &nkeys) != NATS_OK)
+        nkeys = 0;
+    for (int k = 0; k < nkeys && m; k++) {
+        const char *v = bus_header(a->first, keys[k]);
+
+        if (strcmp(keys[k], BUS_HEADER_PART) == 0 || strcmp(keys[k], BUS_HEADER_SIZE) == 0)
+            continue;
+        if (v && natsMsgHeader_Set(m, keys[k], v) != NATS_OK) {
+            bus_msg_free(m);
+            m = NULL;
+        }
+    }
+    free((void *)keys);
+    return m;
+}
+
+/* Adds part 'msg' of request 's''s reply, taking the message; ends the
+ * request when the last part is in, or at the first part out of order, of
+ * the wrong size, malformed or over the bound. */
+static void on_part(struct bus *bus, struct slot *s, natsMsg *msg)
+{
+    struct assembly *a = s->parts;
+    size_t len = (size_t)natsMsg_GetDataLength(msg);
+    enum bus_status fail = BUS_BAD_REPLY;
+    unsigned i, n;
+    natsMsg *whole;
+
+    if (parse_part(bus_header(msg, BUS_HEADER_PART), &i, &n) != 0 || n < 2)
+        goto fail;
+    if (i == 1) {
+        const char *sz = bus_header(msg, BUS_HEADER_SIZE);
+        char *end;
+        unsigned long long size;
+
+        if (a || sz == NULL || *sz < '0' || *sz > '9')
+            goto fail;
+        size = strtoull(sz, &end, 10);
+        if (*end != '\0' || size > INT32_MAX)
+            goto fail;
+        fail = BUS_TOO_LARGE;
+        /* 'assembling' never passes the bound, so this cannot overflow. */
+        if (bus->assembling + size > (unsigned long long)bus->cfg.max_assembly ||
+            (a = malloc(sizeof(*a) + (size_t)size)) == NULL)
+            goto fail;
+        fail = BUS_BAD_REPLY;
+        *a = (struct assembly){.count = n, .size = (size_t)size};
+        s->parts = a;
+        bus->assembling += a->size;
+    } else if (a == NULL || i != a->have + 1 || n != a->count) {
+        goto fail;
+    }
+    if (len > a->size - a->len)
+        goto fail;
+    memcpy(a->data + a->len, natsMsg_GetData(msg), len);
+    a->len += len;
+    a->have = i;
+    if (i == 1)
+        a->first = msg; /* for its headers; freed with the slot */
+    else
+        bus_msg_free(msg);
+    msg = NULL;
+    if (i < n)
+        return;
+    if (a->len != a->size)
+        goto fail;
+    if ((whole = assembled(a)) == NULL) {
+        fail = BUS_UNAVAILABLE;
+        goto fail;
+    }
+    bus->stats.replies++;
+    finish(bus, s, BUS_OK, whole);
+    return;
+fail:
+    bus_msg_free(msg);
+    finish(bus, s, fail, NULL);
 }
 
 static void on_reply(struct bus *bus, natsMsg *msg)
@@ -222,6 +344,10 @@ static void on_reply(struct bus *bus, natsMsg *msg)
         bus_msg_free(msg);
         bus->stats.no_responders++;
         finish(bus, s, BUS_NO_RESPONDERS, NULL);
+        return;
+    }
+    if (bus_header(msg, BUS_HEADER_PART)) {
+        on_part(bus, s, msg);
         return;
     }
     bus->stats.replies++;
@@ -711,6 +837,40 @@ int bus_publish(struct bus *bus, const char *subject, const char *const *headers
     return s == NATS_OK ? 0 : -1;
 }
 
+#define PART_HEADROOM 1024 /* the part's headers and protocol line */
+
+int bus_reply(struct bus *bus, const char *subject, const char *const *headers, int nheaders,
+              const char *data, size_t len)
+{
+    const char *h[2 * 8 + 4];
+    char part[48], size[24];
+    int64_t max = bus_max_payload(bus) - PART_HEADROOM;
+    size_t chunk, n;
+
+    if (max <= 0 || len <= (size_t)max)
+        return bus_publish(bus, subject, headers, nheaders, data, (int)len);
+    if (nheaders > 8)
+        return -1;
+    chunk = (size_t)max;
+    n = (len + chunk - 1) / chunk;
+    memcpy(h, headers, sizeof(*h) * 2 * (size_t)nheaders);
+    h[2 * nheaders] = BUS_HEADER_PART;
+    h[2 * nheaders + 1] = part;
+    h[2 * nheaders + 2] = BUS_HEADER_SIZE;
+    h[2 * nheaders + 3] = size;
+    snprintf(size, sizeof(size), "%zu", len);
+    for (size_t i = 0; i < n; i++) {
+        size_t off = i * chunk, take = len - off < chunk ? len - off : chunk;
+
+        snprintf(part, sizeof(part), "%zu/%zu", i + 1, n);
+        /* Headers go with part 1 only; the others carry their number. */
+        if (i == 0 ? bus_publish(bus, subject, h, nheaders + 2, data, (int)take)
+                   : bus_publish(bus, subject, h + 2 * nheaders, 1, data + off, (int)take))
+            return -1;
+    }
+    return 0;
+}
+
 static int ensure_inbox(struct bus *bus)
 {
     if (bus->inbox_sub.sub)
@@ -924,6 +1084,8 @@ const char *bus_status_name(enum bus_status status)
         [BUS_TIMEOUT] = "timeout",
         [BUS_NO_RESPONDERS] = "no responders",
         [BUS_UNAVAILABLE] = "unavailable",
+        [BUS_TOO_LARGE] = "too large",
+        [BUS_BAD_REPLY] = "bad reply",
     };
 
     return names[status];

@@ -17,6 +17,9 @@ struct bus_config {
     const char *name;         /* connection name the server shows */
     long request_timeout_ms;  /* deadline of every bus_request */
     long max_pending;         /* bound on outstanding bus_requests */
+    /* Bytes of multi-part replies (bus_reply) held at once while their
+     * parts arrive, across all requests; 0 refuses them (BUS_TOO_LARGE). */
+    long max_assembly;
     /* Called on the loop whenever the connection goes up or down; optional. */
     void (*on_state)(void *arg, bool connected);
     void *arg;
@@ -30,6 +33,8 @@ enum bus_status {
     BUS_TIMEOUT,        /* a responder exists but did not answer in time */
     BUS_NO_RESPONDERS,  /* nobody subscribes to the subject */
     BUS_UNAVAILABLE,    /* not connected, or closing */
+    BUS_TOO_LARGE,      /* a multi-part reply over max_assembly */
+    BUS_BAD_REPLY,      /* a multi-part reply with a part missing or malformed */
 };
 
 /* Receives the outcome of a bus_request on the loop. 'reply' is non-NULL only
@@ -75,6 +80,15 @@ int bus_publish(struct bus *bus, const char *subject, const char *const *headers
  * max_payload), or 0 before the first connection. */
 int64_t bus_max_payload(const struct bus *bus);
 
+/* Answers a request at 'subject' (bus_reply_subject). A reply larger than
+ * the server's max_payload goes as numbered parts, in order on this one
+ * connection, which bus_request puts back together; the other headers
+ * travel with the first part. Returns 0 or -1, as bus_publish. */
+#define BUS_HEADER_PART "Bus-Part" /* "i/n", i from 1 */
+#define BUS_HEADER_SIZE "Bus-Size" /* the whole reply's bytes, on part 1 */
+int bus_reply(struct bus *bus, const char *subject, const char *const *headers, int nheaders,
+              const char *data, size_t len);
+
 /* bus_request flags. BUS_REPLY_TO: the responder honours the Reply-To
  * header (bus_reply_subject), so its answer is taken on the loop without a
  * thread hand-off; any other responder still answers the NATS reply
@@ -84,7 +98,9 @@ int64_t bus_max_payload(const struct bus *bus);
 #define BUS_HEADER_REPLY_TO "Reply-To"
 
 /* Sends a request and calls 'cb' exactly once on the loop (never before
- * bus_request returns), unless bus_cancel() is called first. Returns a
+ * bus_request returns), unless bus_cancel() is called first. A reply sent
+ * in parts (bus_reply) reaches 'cb' whole, as one message with the first
+ * part's headers. Returns a
  * non-zero handle; on 0 (not connected, too many pending) 'cb' is never
  * called and *why says which. */
 uint64_t bus_request(struct bus *bus, const char *subject, const char *const *headers,

@@ -52,7 +52,8 @@ static void on_pub_ack(void *arg, enum bus_status status, natsMsg *reply)
     struct call c = *(struct call *)arg;
     static const enum js_status map[] = {
         [BUS_OK] = JS_OK, [BUS_TIMEOUT] = JS_TIMEOUT, [BUS_NO_RESPONDERS] = JS_NO_STREAM,
-        [BUS_UNAVAILABLE] = JS_UNAVAILABLE,
+        [BUS_UNAVAILABLE] = JS_UNAVAILABLE, [BUS_TOO_LARGE] = JS_REFUSED,
+        [BUS_BAD_REPLY] = JS_REFUSED,
     };
     enum js_status st = map[status];
     const char *text = status_text(status);

@@ -209,7 +209,7 @@ static void reply_raw(struct req_impl *r, int status, const char *body, size_t l
 
     snprintf(status_text, sizeof(status_text), "%d", status);
     if (reply &&
-        bus_publish(r->svc->bus, reply, headers, 1, body, (int)len) != 0)
+        bus_reply(r->svc->bus, reply, headers, 1, body, len) != 0)
         log_warn(r->pub.id, "reply to %s lost: not connected", r->pub.path);
     discovery_record(r->svc->discovery, r->endpoint, status, uv_hrtime() - r->started);
     log_debug(r->pub.id, "%s %s -> %d in %.3f ms", r->pub.method, r->pub.path, status,
@@ -221,24 +221,6 @@ static void reply_raw(struct req_impl *r, int status, const char *body, size_t l
  * publish copies: json_dumps would grow a buffer by doubling and copy it
  * once more for every reply (about a quarter of a 20-row list's cost). */
 #define REPLY_BUF (64 * 1024)
-#define REPLY_HEADROOM 1024 /* for the reply's headers and protocol line */
-
-/* Sends a serialised reply unless NATS would refuse it, when the caller
- * would only see its timeout. Replies that fit REPLY_BUF are sent without
- * asking (NATS's max_payload is 1 MiB unless lowered). */
-static void reply_sized(struct req_impl *r, int status, const char *body, size_t n)
-{
-    int64_t max = bus_max_payload(r->svc->bus) - REPLY_HEADROOM;
-
-    if (n > REPLY_BUF && (int64_t)n > max) {
-        log_error(r->pub.id, "%s %s: a reply of %zu bytes is over NATS's max_payload",
-                  r->pub.method, r->pub.path, n);
-        request_error(&r->pub, 500, "The answer is too large to send (%zu bytes, at most %"
-                      PRId64 "); ask for fewer records.", n, max > 0 ? max : 0);
-        return;
-    }
-    reply_raw(r, status, body, n);
-}
 
 void request_reply(struct request *pub, int status, json_t *body)
 {
@@ -265,13 +247,13 @@ void request_reply(struct request *pub, int status, json_t *body)
         reply_raw(r, 500, "{\"error\":\"internal error\"}", 26);
         return;
     }
-    reply_sized(r, status, big, strlen(big));
+    reply_raw(r, status, big, strlen(big));
     free(big);
 }
 
 void request_reply_json_text(struct request *req, int status, char *json, size_t len)
 {
-    reply_sized((struct req_impl *)req, status, json, json_text_compact(json, len));
+    reply_raw((struct req_impl *)req, status, json, json_text_compact(json, len));
 }
 
 /* Lists are written into one buffer kept between replies, unless a large
@@ -280,7 +262,7 @@ static struct strbuf rows_buf;
 
 static void reply_rows_buf(struct req_impl *r, int status)
 {
-    reply_sized(r, status, rows_buf.data, rows_buf.len);
+    reply_raw(r, status, rows_buf.data, rows_buf.len);
     if (rows_buf.cap > REPLY_BUF)
         sb_free(&rows_buf);
     rows_buf.len = 0;

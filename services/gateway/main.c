@@ -26,7 +26,7 @@ extern const char routes_txt[]; /* proto/routes.txt, embedded at build time */
 
 static struct {
     const char *nats_url, *log_level, *host, *routes_file;
-    long port, timeout_ms, max_body, max_connections, max_pending, shutdown_ms;
+    long port, timeout_ms, max_body, max_connections, max_pending, max_large, shutdown_ms;
 } cfg;
 
 static const struct cfg_key cfg_keys[] = {
@@ -38,6 +38,7 @@ static const struct cfg_key cfg_keys[] = {
     CFG_INT("GATEWAY_MAX_BODY", &cfg.max_body, "1048576", 0, 1073741824, "largest request body in bytes; larger gets 413"),
     CFG_INT("GATEWAY_MAX_CONNECTIONS", &cfg.max_connections, "1024", 1, 1000000, "client connections at once; more are closed"),
     CFG_INT("GATEWAY_MAX_PENDING", &cfg.max_pending, "4096", 1, 1000000, "requests waiting for services at once; more get 503"),
+    CFG_INT("GATEWAY_MAX_LARGE_REPLIES", &cfg.max_large, "67108864", 0, 1073741824, "bytes of replies larger than one NATS message held at once; over it: 502"),
     CFG_INT("SHUTDOWN_TIMEOUT_MS", &cfg.shutdown_ms, "10000", 0, 600000, "how long SIGTERM waits for requests in flight"),
     CFG_STR("ROUTES_FILE", &cfg.routes_file, "", "route table to use instead of the built-in proto/routes.txt"),
 };
@@ -230,6 +231,14 @@ static void on_reply(void *arg, enum bus_status status, natsMsg *reply)
     case BUS_TIMEOUT:
         respond_error(req, pd->request_id, pd->route, pd->started, 504,
                       "The service did not answer in time.");
+        return;
+    case BUS_TOO_LARGE:
+        respond_error(req, pd->request_id, pd->route, pd->started, 502,
+                      "The answer is too large for the gateway to hold; ask for fewer records.");
+        return;
+    case BUS_BAD_REPLY:
+        respond_error(req, pd->request_id, pd->route, pd->started, 502,
+                      "The service sent an invalid reply.");
         return;
     default:
         respond_error(req, pd->request_id, pd->route, pd->started, 503,
@@ -652,7 +661,7 @@ int main(int argc, char **argv)
 
     bc = (struct bus_config){.url = cfg.nats_url, .name = "gateway",
                              .request_timeout_ms = cfg.timeout_ms,
-                             .max_pending = cfg.max_pending};
+                             .max_pending = cfg.max_pending, .max_assembly = cfg.max_large};
     if ((gw.bus = bus_new(gw.loop, &bc)) == NULL)
         return 1;
     if (listen_on() != 0)

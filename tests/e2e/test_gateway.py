@@ -253,3 +253,61 @@ def test_services_answer_on_reply_to(stack):
     subject, _, headers, body = peer.next_msg()
     check(subject == "_INBOX.t.plain", subject)
     peer.close()
+
+
+@fresh(GATEWAY_MAX_LARGE_REPLIES=1000)
+def test_replies_in_parts(stack):
+    """A reply over NATS's max_payload comes as numbered parts (Bus-Part
+    "i/n", Bus-Size on part 1, the other headers with part 1): the gateway
+    puts them back together, answers 502 when one is missing, out of order or
+    the sizes disagree, and when the whole is over GATEWAY_MAX_LARGE_REPLIES;
+    a failed reply's bytes are released for the next."""
+    stack.stop("inventory")
+    peer = NatsPeer(stack.nats_port)
+    peer.send(b"SUB inventory.instance.get inventory 1\r\n")
+    peer.sync()
+
+    def hpub(to, headers, body):
+        hdr = b"NATS/1.0\r\n" + b"".join(b"%s: %s\r\n" % (k.encode(), v.encode())
+                                          for k, v in headers) + b"\r\n"
+        peer.send(b"HPUB %s %d %d\r\n%s%s\r\n"
+                  % (to.encode(), len(hdr), len(hdr) + len(body), hdr, body))
+
+    def ask(parts, size=None):
+        """GET /ec2/i-1 answered with 'parts': (part header, body) pairs."""
+        def respond():
+            _, _, headers, _ = peer.next_msg()
+            for i, (part, body) in enumerate(parts):
+                h = [("Bus-Part", part)]
+                if i == 0:
+                    total = sum(len(b) for _, b in parts) if size is None else size
+                    h = [("Status", "201"), ("Content-Type", "text/plain")] + h + \
+                        [("Bus-Size", str(total))]
+                hpub(headers["Reply-To"], h, body)
+            peer.sync()
+
+        t = threading.Thread(target=respond)
+        t.start()
+        r = stack.request("GET", "/ec2/i-1", timeout=5)
+        t.join(5)
+        return r
+
+    r = expect(ask([("1/3", b"abc" * 100), ("2/3", "é€".encode() * 50), ("3/3", b"xyz")]),
+               201)
+    check(r.body == (b"abc" * 100 + "é€".encode() * 50 + b"xyz").decode(), r)
+    check(r.header("content-type") == "text/plain", r.headers)
+    for parts, size in (([("1/3", b"a"), ("3/3", b"c")], None),  # part 2 missing
+                        ([("2/2", b"b"), ("1/2", b"a")], None),  # out of order
+                        ([("1/2", b"a"), ("2/2", b"bc")], 2),    # more than announced
+                        ([("1/2", b"a"), ("2/2", b"b")], 3),     # less than announced
+                        ([("1/2", b"a"), ("2/3", b"b")], None),  # counts disagree
+                        ([("x/2", b"a"), ("2/2", b"b")], None)):
+        r = expect(ask(parts, size), 502)
+        check(list(r.json().values()) == ["The service sent an invalid reply."], (parts, size, r))
+    r = expect(ask([("1/2", b"a" * 600), ("2/2", b"b" * 401)]), 502)
+    check("too large" in r.json()["error_message"], r)
+    # Nothing is held from the refused ones: the bound's whole 1000 bytes fit.
+    r = expect(ask([("1/2", b"a" * 600), ("2/2", b"b" * 400)]), 201)
+    check(r.body == "a" * 600 + "b" * 400, r)
+    check(stack.alive("gateway"), "the gateway is still up")
+    peer.close()

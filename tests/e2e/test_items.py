@@ -108,3 +108,19 @@ def test_a_list_larger_than_the_reply_buffer_comes_whole(stack):
           "text intact")
     small = expect(stack.request("GET", "/api/items/%s" % big[0]["id"]), 200).json()
     check(small == big[0], (small, big[0]))
+
+
+def test_a_list_over_max_payload_comes_in_parts(stack):
+    """About 6 MB of items, three times NATS's max_payload (2 MB): the
+    tracker sends the list in parts, split inside multi-byte characters, and
+    the gateway answers it whole and in order."""
+    text = "ü€𝄞 <\",\\>" * 100
+    stack.psql("INSERT INTO work_items (username, guide, description, status) "
+               "SELECT 'huge', 'g', '%s' || i, 's' FROM generate_series(1, 3000) i" % text)
+    r = expect(stack.request("GET", "/api/items?archived=false", timeout=30), 200)
+    check(len(r.body.encode()) > 5 * 1024 * 1024, "over 5 MB: %d bytes" % len(r.body))
+    items = r.json()
+    huge = [i for i in items if i["name"] == "huge"]
+    check([i["description"] for i in huge] == [text + str(i) for i in range(1, 3001)],
+          "every row intact, in order: %d" % len(huge))
+    check([int(i["id"]) for i in items] == sorted(int(i["id"]) for i in items), "by id")
