@@ -54,6 +54,8 @@ struct service {
     bool *emits;           /* statement i writes outbox rows */
     uv_signal_t sigterm, sigint;
     uv_timer_t shutdown_timer;
+    uv_prepare_t turn_end;       /* sends what request_gather() gathered */
+    struct gather *gathering;    /* those holding requests this turn */
     long inflight;
     bool stopping, subs_stopped, closing;
     int exit_code;
@@ -361,6 +363,151 @@ void request_query_db(struct request *req, int stmt, int nparams, const char *co
     db_query(req->db, stmt, nparams, values, on_request_db, r);
 }
 
+/* ---- group commit ------------------------------------------------------ */
+
+/* The requests of one gathered statement, in the order of its $1. */
+struct gathered {
+    struct gather *g;
+    int n;
+    struct request *req[];
+};
+
+static void on_gathered(void *arg, const struct db_result *res);
+
+/* A request's values as a JSON array of strings and nulls; NULL when one
+ * is not UTF-8. */
+static json_t *gather_item(const struct gather *g, struct request *req)
+{
+    const char *values[GATHER_PARAMS];
+    json_t *item = json_array();
+
+    if (item == NULL)
+        abort();
+    g->params(req, values);
+    for (int k = 0; k < g->nparams; k++) {
+        json_t *v = values[k] ? json_string(values[k]) : json_null();
+
+        if (v == NULL) {
+            json_decref(item);
+            return NULL;
+        }
+        if (json_array_append_new(item, v) != 0)
+            abort();
+    }
+    return item;
+}
+
+static void gather_send(struct gather *g, struct request *const *reqs, int n)
+{
+    struct gathered *b = malloc(sizeof(*b) + (size_t)n * sizeof(b->req[0]));
+    const char *values[GATHER_PARAMS];
+    json_t *list;
+    char *text;
+
+    if (b == NULL)
+        abort();
+    b->g = g;
+    b->n = n;
+    memcpy(b->req, reqs, (size_t)n * sizeof(b->req[0]));
+    if (n == 1) {
+        g->params(reqs[0], values);
+        db_query(reqs[0]->db, g->one, g->nparams, values, on_gathered, b);
+        return;
+    }
+    if ((list = json_array()) == NULL)
+        abort();
+    b->n = 0;
+    for (int i = 0; i < n; i++) {
+        json_t *item = gather_item(g, reqs[i]);
+
+        if (item == NULL) { /* not UTF-8: as PostgreSQL would refuse it alone */
+            g->cb(reqs[i], &(const struct db_result){.err = DB_ERR_INVALID, .sqlstate = "",
+                                                     .message = "not UTF-8"}, -1);
+            continue;
+        }
+        if (json_array_append_new(list, item) != 0)
+            abort();
+        b->req[b->n++] = reqs[i];
+    }
+    if ((text = json_dumps(list, JSON_COMPACT)) == NULL)
+        abort();
+    json_decref(list);
+    db_query(reqs[0]->db, g->many, 1, (const char *const[]){text}, on_gathered, b);
+    free(text);
+}
+
+static void on_gathered(void *arg, const struct db_result *res)
+{
+    struct gathered *b = arg;
+    struct gather *g = b->g;
+
+    if (res->err == DB_OK && PQntuples(res->res) == b->n) {
+        if (svc_global.emits[b->n == 1 ? g->one : g->many])
+            outbox_kick(svc_global.outbox);
+        for (int i = 0; i < b->n; i++)
+            g->cb(b->req[i], res, i);
+    } else if (b->n == 1) {
+        struct db_result e = *res;
+
+        if (e.err == DB_OK) { /* the statement broke its promise of a row each */
+            e = (struct db_result){.err = DB_ERR_INTERNAL, .sqlstate = "",
+                                   .message = "a gathered statement returned no row"};
+        }
+        g->cb(b->req[0], &e, -1);
+    } else {
+        log_info(NULL, "a statement of %d requests failed (%s %s): each goes alone", b->n,
+                 res->sqlstate, res->message);
+        for (int i = 0; i < b->n; i++)
+            gather_send(g, &b->req[i], 1);
+    }
+    free(b);
+}
+
+/* Sends what gathered this turn: together, or one by one when few. */
+static void gather_flush(struct gather *g)
+{
+    int n = g->n;
+
+    g->n = 0;
+    if (n >= GATHER_MIN) {
+        gather_send(g, g->queue, n);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        gather_send(g, &g->queue[i], 1);
+}
+
+static void on_turn_end(uv_prepare_t *p)
+{
+    struct service *svc = p->data;
+
+    uv_prepare_stop(p);
+    while (svc->gathering) {
+        struct gather *g = svc->gathering;
+
+        svc->gathering = g->next;
+        g->listed = false;
+        gather_flush(g);
+    }
+}
+
+void request_gather(struct request *req, struct gather *g)
+{
+    struct service *svc = &svc_global;
+
+    g->queue[g->n++] = req;
+    if (g->n == GATHER_MAX) { /* full: at once (it stays listed, empty) */
+        gather_flush(g);
+        return;
+    }
+    if (!g->listed) {
+        g->listed = true;
+        g->next = svc->gathering;
+        svc->gathering = g;
+        uv_prepare_start(&svc->turn_end, on_turn_end);
+    }
+}
+
 static const char *header_or(natsMsg *msg, const char *key, const char *def)
 {
     const char *v = bus_header(msg, key);
@@ -410,6 +557,7 @@ static void on_db_closed(void *arg)
     uv_close((uv_handle_t *)&svc->sigterm, on_closed_handle);
     uv_close((uv_handle_t *)&svc->sigint, on_closed_handle);
     uv_close((uv_handle_t *)&svc->shutdown_timer, on_closed_handle);
+    uv_close((uv_handle_t *)&svc->turn_end, on_closed_handle);
     log_info(NULL, "stopped");
 }
 
@@ -618,6 +766,8 @@ int service_run(const struct service_def *def, int argc, char **argv)
     uv_signal_start(&svc->sigterm, on_signal, SIGTERM);
     uv_signal_start(&svc->sigint, on_signal, SIGINT);
     uv_timer_init(svc->loop, &svc->shutdown_timer);
+    uv_prepare_init(svc->loop, &svc->turn_end);
+    svc->turn_end.data = svc;
     svc->shutdown_timer.data = svc;
 
     if (def->start && def->start(&(struct service_ctx){.loop = svc->loop, .bus = svc->bus,

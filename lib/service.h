@@ -144,4 +144,31 @@ typedef void (*request_db_cb)(struct request *req, const struct db_result *r);
 void request_query_db(struct request *req, int stmt, int nparams, const char *const *values,
                       request_db_cb cb);
 
+/* Group commit for one kind of write: the requests of a kind that arrive in
+ * one turn of the loop (NATS hands over what it read together) share one
+ * statement and one transaction when there are at least GATHER_MIN of them,
+ * and none waits for another turn. Fewer run statement 'one' each, with
+ * their own parameters (params() fills 'nparams' values, NULL for SQL
+ * NULL); more run 'many', whose $1 is a JSON array holding each request's
+ * values as an array of strings. Either returns one row per request, in
+ * their order, alike. 'cb' gets each request with the result and its row,
+ * or with the error (row -1). A statement of many that fails is sent again
+ * for each request alone, so an error reaches only the request that causes
+ * it. */
+#define GATHER_MIN 4     /* fewer go one by one, which costs less */
+#define GATHER_MAX 64    /* requests in one statement */
+#define GATHER_PARAMS 8
+struct gather {
+    int one, many, nparams;
+    void (*params)(struct request *req, const char **values);
+    void (*cb)(struct request *req, const struct db_result *r, int row);
+    struct request *queue[GATHER_MAX];
+    int n;
+    struct gather *next;  /* in the list of those with requests this turn */
+    bool listed;
+};
+#define GATHER(one_, many_, nparams_, params_, cb_)                                        \
+    {.one = (one_), .many = (many_), .nparams = (nparams_), .params = (params_), .cb = (cb_)}
+void request_gather(struct request *req, struct gather *g);
+
 #endif

@@ -251,45 +251,58 @@ void library_loans(struct request *req)
         request_query_db(req, SQL_LOANS_OPEN, 2, (const char *[]){p.limit, p.offset}, on_loans);
 }
 
-static void on_lent(struct request *req, const struct db_result *r)
+/* Loans are gathered, many to a statement (request_gather, sql.h). */
+static void loan_params(struct request *req, const char **values)
 {
-    if (r->err == DB_ERR_CONFLICT)
-        request_error(req, 409, "Book %s is already lent.", request_param(req, "book_id"));
-    else if (r->err == DB_ERR_NOT_FOUND)
+    values[0] = request_param(req, "book_id");
+    values[1] = request_param(req, "patron_id");
+    values[2] = cause(req);
+}
+
+static bool made(const struct db_result *r, int row)
+{
+    return PQgetvalue(r->res, row, 0)[0] == 't';
+}
+
+static void on_lent(struct request *req, const struct db_result *r, int row)
+{
+    if (r->err == DB_ERR_NOT_FOUND)
         request_error(req, 404, "Book %s or patron %s not found.",
                       request_param(req, "book_id"), request_param(req, "patron_id"));
     else if (r->err)
         request_db_error(req, r);
-    else
+    else if (made(r, row))
         request_reply(req, 200, NULL);
+    else
+        request_error(req, 409, "Book %s is already lent.", request_param(req, "book_id"));
 }
 
-static void on_returned(struct request *req, const struct db_result *r)
+static void on_returned(struct request *req, const struct db_result *r, int row)
 {
     if (r->err)
         request_db_error(req, r);
-    else if (PQntuples(r->res) == 0)
+    else if (made(r, row))
+        request_reply(req, 200, NULL);
+    else
         request_error(req, 404, "Book %s is not lent to patron %s.",
                       request_param(req, "book_id"), request_param(req, "patron_id"));
-    else
-        request_reply(req, 200, NULL);
 }
 
-static void loan(struct request *req, int stmt, request_db_cb cb)
-{
-    const char *book = id_param(req, "book_id");
-    const char *patron = book ? id_param(req, "patron_id") : NULL;
+static struct gather lends = GATHER(SQL_LEND, SQL_LEND_MANY, 3, loan_params, on_lent);
+static struct gather returns = GATHER(SQL_RETURN, SQL_RETURN_MANY, 3, loan_params, on_returned);
 
-    if (patron)
-        request_query_db(req, stmt, 3, (const char *[]){book, patron, cause(req)}, cb);
+static void loan(struct request *req, struct gather *g)
+{
+    if (id_param(req, "book_id") && id_param(req, "patron_id"))
+        request_gather(req, g);
 }
 
 void library_lend(struct request *req)
 {
-    loan(req, SQL_LEND, on_lent);
+    loan(req, &lends);
 }
 
 void library_return(struct request *req)
 {
-    loan(req, SQL_RETURN, on_returned);
+    loan(req, &returns);
 }

@@ -25,6 +25,12 @@
     "'Patrons.PatronID', l.patronid, 'Lending.Lent', to_char(l.lent, 'YYYY-MM-DD'), "  \
     "'Lending.Returned', to_char(l.returned, 'YYYY-MM-DD'))"
 
+/* The loans a gathered statement is asked for, numbered from 1 as $1 lists
+ * them: [book, patron, request id]. */
+#define LOANS_ASKED                                                                   \
+    "SELECT (x->>0)::int AS bookid, (x->>1)::int AS patronid, x->>2 AS request_id, o " \
+    "FROM json_array_elements($1::json) WITH ORDINALITY AS t(x, o)"
+
 #define LIBRARY_SQL(X)                                                                \
     /* A book as the lists show it is books.doc (kept by a trigger). */             \
     X(BOOKS_LIST, "SELECT doc FROM books ORDER BY bookid" PAGE)                       \
@@ -65,18 +71,42 @@
       "JOIN authors a ON a.authorid = b.authorid "                                    \
       "JOIN patrons p ON p.patronid = l.patronid "                                    \
       "WHERE l.returned IS NULL ORDER BY l.lendingid" PAGE)                           \
-    /* One open loan per book: the unique index refuses a second (23505). */ \
+    /* Loans are gathered (request_gather): LEND and RETURN take one loan,  */ \
+    /* $1 book, $2 patron, $3 request id; the _MANY forms take them all in   */ \
+    /* $1, a JSON array of such triples. Each loan asked gets a row saying   */ \
+    /* whether it was made (returned). One open loan per book: the unique    */ \
+    /* index lets one lend of a book through and the others find it lent,   */ \
+    /* in this statement or a concurrent one. An unknown book or patron     */ \
+    /* fails the statement (foreign key, 23503).                            */ \
     X(LEND,                                                                           \
-      "WITH l AS (INSERT INTO lending (bookid, patronid) VALUES ($1, $2) RETURNING *), " \
+      "WITH l AS (INSERT INTO lending (bookid, patronid) VALUES ($1, $2) "             \
+      "ON CONFLICT (bookid) WHERE returned IS NULL DO NOTHING RETURNING *), "           \
       "e AS (" OUTBOX_EMIT("library", "events.library.book.lent", "$3", LOAN_JSON,     \
                            "l") ") "                                                  \
-      "SELECT lendingid FROM l")                                                      \
+      "SELECT EXISTS (SELECT FROM l)")                                                 \
+    X(LEND_MANY,                                                                      \
+      "WITH c AS (" LOANS_ASKED "), "                                                  \
+      "l AS (INSERT INTO lending (bookid, patronid) SELECT bookid, patronid FROM c "   \
+      "ORDER BY o ON CONFLICT (bookid) WHERE returned IS NULL DO NOTHING RETURNING *), " \
+      "w AS (SELECT DISTINCT ON (l.lendingid) l.*, c.o, c.request_id "                   \
+      "FROM l JOIN c USING (bookid, patronid) ORDER BY l.lendingid, c.o), "              \
+      "e AS (" OUTBOX_EMIT("library", "events.library.book.lent", "l.request_id",        \
+                           LOAN_JSON, "w l") ") "                                         \
+      "SELECT w.o IS NOT NULL FROM c LEFT JOIN w USING (o) ORDER BY c.o")                 \
     X(RETURN,                                                                         \
       "WITH l AS (UPDATE lending SET returned = current_date "                        \
       "WHERE bookid = $1 AND patronid = $2 AND returned IS NULL RETURNING *), "       \
       "e AS (" OUTBOX_EMIT("library", "events.library.book.returned", "$3", LOAN_JSON, \
                            "l") ") "                                                  \
-      "SELECT lendingid FROM l")
+      "SELECT EXISTS (SELECT FROM l)")                                                 \
+    X(RETURN_MANY,                                                                    \
+      "WITH c AS (" LOANS_ASKED "), "                                                  \
+      "l AS (UPDATE lending SET returned = current_date FROM c "                        \
+      "WHERE lending.bookid = c.bookid AND lending.patronid = c.patronid "              \
+      "AND lending.returned IS NULL RETURNING lending.*, c.o, c.request_id), "          \
+      "e AS (" OUTBOX_EMIT("library", "events.library.book.returned", "l.request_id",    \
+                           LOAN_JSON, "l") ") "                                           \
+      "SELECT l.o IS NOT NULL FROM c LEFT JOIN l USING (o) ORDER BY c.o")
 
 enum library_sql {
 #define X(name, text) SQL_##name,

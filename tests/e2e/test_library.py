@@ -244,6 +244,80 @@ def test_one_open_loan_under_concurrency(stack):
                      % book) == "1", "one open loan in the database")
 
 
+def test_gathered_loans_answer_each_request(stack):
+    """Loans that arrive in the same turn of the library's loop share a
+    statement (request_gather; 50 at once here): each request still gets its
+    own answer and its own event, and a statement that fails is run again
+    for each request alone, so only the request that breaks it fails."""
+    books = [add_book(stack)[0] for _ in range(24)]
+    spare = add_book(stack)[0]
+    patron, other = add_patron(stack, "G", "One"), add_patron(stack, "G", "Two")
+    tag = uuid.uuid4().hex[:8]
+    # Each book lent by two patrons at once (one wins), a book and a patron
+    # that do not exist, and returns of loans that are not open.
+    asks = [("PUT", b, p, "%s-%d-%d" % (tag, b, p)) for b in books for p in (patron, other)]
+    asks += [("PUT", 2**31 - 1, patron, tag + "-nobook"),
+             ("PUT", spare, 2**31 - 1, tag + "-nopatron"),
+             ("DELETE", books[1], 2**31 - 1, tag + "-noloan")]
+    answers = {}
+    barrier = threading.Barrier(len(asks))
+
+    def run(method, book, who, rid):
+        barrier.wait(10)
+        r = stack.request(method, "/api/lending/%d/%d" % (book, who), None,
+                          {"X-Request-Id": rid})
+        answers[rid] = (r.status, r.json())
+
+    threads = [threading.Thread(target=run, args=a) for a in asks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    for b in books:
+        got = sorted(answers["%s-%d-%d" % (tag, b, p)][0] for p in (patron, other))
+        check(got == [200, 409], "book %d: %r" % (b, got))
+    check(answers[tag + "-nobook"][0] == 404 and answers[tag + "-nopatron"][0] == 404 and
+          answers[tag + "-noloan"][0] == 404, answers)
+    winners = {b: p for b in books for p in (patron, other)
+               if answers["%s-%d-%d" % (tag, b, p)][0] == 200}
+    open_loans = stack.psql("SELECT string_agg(bookid || ':' || patronid, ',' ORDER BY bookid) "
+                            "FROM lending WHERE returned IS NULL AND bookid = ANY('{%s}')"
+                            % ",".join(map(str, books)))
+    check(open_loans == ",".join("%d:%d" % (b, winners[b]) for b in books), open_loans)
+
+    # A statement that fails: a trigger refuses one book's return; the other
+    # returns gathered with it still succeed.
+    stack.psql("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+               "$$BEGIN RAISE EXCEPTION 'refused'; END$$; "
+               "CREATE TRIGGER refuse BEFORE UPDATE ON lending FOR EACH ROW "
+               "WHEN (OLD.bookid = %d) EXECUTE FUNCTION refuse()" % books[5])
+    try:
+        barrier = threading.Barrier(len(books))
+        asks = [("DELETE", b, winners[b], "%s-r-%d" % (tag, b)) for b in books]
+        threads = [threading.Thread(target=run, args=a) for a in asks]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+    finally:
+        stack.psql("DROP TRIGGER refuse ON lending; DROP FUNCTION refuse()")
+    statuses = {b: answers["%s-r-%d" % (tag, b)][0] for b in books}
+    check(statuses == {b: 500 if b == books[5] else 200 for b in books}, statuses)
+
+    stack.wait_outbox_empty("library")
+    events = [e for e in stack.events("--idle-ms", "700", "events.library.>")
+              if (e["event"]["requestid"] or "").startswith(tag)]
+    lent = sorted((e["event"]["requestid"], e["event"]["data"]["Books.BookID"],
+                   e["event"]["data"]["Patrons.PatronID"]) for e in events
+                  if e["subject"] == "events.library.book.lent")
+    check(lent == sorted(("%s-%d-%d" % (tag, b, p), b, p) for b, p in winners.items()),
+          "one lent event per winner, with its request id: %r" % lent)
+    returned = sorted((e["event"]["requestid"], e["event"]["data"]["Books.BookID"])
+                      for e in events if e["subject"] == "events.library.book.returned")
+    check(returned == sorted(("%s-r-%d" % (tag, b), b) for b in books if b != books[5]),
+          "one returned event per return: %r" % returned)
+
+
 def test_wrong_method_and_unknown_path(stack):
     """The gateway's own errors on library routes speak Chalice too."""
     resp = stack.request("POST", "/api/lending")
