@@ -31,6 +31,7 @@
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/rand.h>
 
+#include "cfg.h"
 #include "log.h"
 
 #define RING_CAP 4096 /* replies handed over and not yet taken by the loop */
@@ -213,19 +214,19 @@ static void finish(struct bus *bus, struct slot *s, enum bus_status status, nats
     cb(arg, status, reply);
 }
 
-/* "i/n" with 1 <= i <= n, digits only. */
+/* "i/n" with 1 <= i <= n. */
 static int parse_part(const char *v, unsigned *i, unsigned *n)
 {
-    char *end;
-    unsigned long a, b;
+    const char *slash = v ? strchr(v, '/') : NULL;
+    char first[16];
+    long a, b;
 
-    if (v == NULL || *v < '0' || *v > '9')
+    if (slash == NULL || (size_t)(slash - v) >= sizeof(first))
         return -1;
-    a = strtoul(v, &end, 10);
-    if (*end != '/' || end[1] < '0' || end[1] > '9')
-        return -1;
-    b = strtoul(end + 1, &end, 10);
-    if (*end != '\0' || a < 1 || a > b || b > UINT32_MAX)
+    memcpy(first, v, (size_t)(slash - v));
+    first[slash - v] = '\0';
+    if (cfg_parse_int(first, 1, INT32_MAX, &a) != 0 ||
+        cfg_parse_int(slash + 1, a, INT32_MAX, &b) != 0)
         return -1;
     *i = (unsigned)a;
     *n = (unsigned)b;
@@ -272,18 +273,13 @@ static void on_part(struct bus *bus, struct slot *s, natsMsg *msg)
     if (parse_part(bus_header(msg, BUS_HEADER_PART), &i, &n) != 0 || n < 2)
         goto fail;
     if (i == 1) {
-        const char *sz = bus_header(msg, BUS_HEADER_SIZE);
-        char *end;
-        unsigned long long size;
+        long size;
 
-        if (a || sz == NULL || *sz < '0' || *sz > '9')
-            goto fail;
-        size = strtoull(sz, &end, 10);
-        if (*end != '\0' || size > INT32_MAX)
+        if (a || cfg_parse_int(bus_header(msg, BUS_HEADER_SIZE), 0, INT32_MAX, &size) != 0)
             goto fail;
         fail = BUS_TOO_LARGE;
         /* 'assembling' never passes the bound, so this cannot overflow. */
-        if (bus->assembling + size > (unsigned long long)bus->cfg.max_assembly ||
+        if (bus->assembling + (size_t)size > (size_t)bus->cfg.max_assembly ||
             (a = malloc(sizeof(*a) + (size_t)size)) == NULL)
             goto fail;
         fail = BUS_BAD_REPLY;
@@ -838,18 +834,19 @@ int bus_publish(struct bus *bus, const char *subject, const char *const *headers
 }
 
 #define PART_HEADROOM 1024 /* the part's headers and protocol line */
+#define REPLY_HEADERS_MAX 8 /* a reply's own headers, beside the part's two */
 
 int bus_reply(struct bus *bus, const char *subject, const char *const *headers, int nheaders,
               const char *data, size_t len)
 {
-    const char *h[2 * 8 + 4];
+    const char *h[2 * REPLY_HEADERS_MAX + 4];
     char part[48], size[24];
     int64_t max = bus_max_payload(bus) - PART_HEADROOM;
     size_t chunk, n;
 
     if (max <= 0 || len <= (size_t)max)
         return bus_publish(bus, subject, headers, nheaders, data, (int)len);
-    if (nheaders > 8)
+    if (nheaders > REPLY_HEADERS_MAX)
         return -1;
     chunk = (size_t)max;
     n = (len + chunk - 1) / chunk;

@@ -344,12 +344,18 @@ void request_db_error(struct request *req, const struct db_result *res)
     request_error(req, code, "%s", answers[res->err].message);
 }
 
+/* Statement 'stmt' answered: if it wrote events, the relay has work. */
+static void after_statement(struct service *svc, int stmt, const struct db_result *res)
+{
+    if (res->err == DB_OK && svc->emits[stmt])
+        outbox_kick(svc->outbox);
+}
+
 static void on_request_db(void *arg, const struct db_result *res)
 {
     struct req_impl *r = arg;
 
-    if (res->err == DB_OK && r->svc->emits[r->stmt])
-        outbox_kick(r->svc->outbox);
+    after_statement(r->svc, r->stmt, res);
     r->db_cb(&r->pub, res);
 }
 
@@ -368,7 +374,7 @@ void request_query_db(struct request *req, int stmt, int nparams, const char *co
 /* The requests of one gathered statement, in the order of its $1. */
 struct gathered {
     struct gather *g;
-    int n;
+    int stmt, n;
     struct request *req[];
 };
 
@@ -407,6 +413,7 @@ static void gather_send(struct gather *g, struct request *const *reqs, int n)
     if (b == NULL)
         abort();
     b->g = g;
+    b->stmt = n == 1 ? g->one : g->many;
     b->n = n;
     memcpy(b->req, reqs, (size_t)n * sizeof(b->req[0]));
     if (n == 1) {
@@ -441,9 +448,8 @@ static void on_gathered(void *arg, const struct db_result *res)
     struct gathered *b = arg;
     struct gather *g = b->g;
 
+    after_statement(&svc_global, b->stmt, res);
     if (res->err == DB_OK && PQntuples(res->res) == b->n) {
-        if (svc_global.emits[b->n == 1 ? g->one : g->many])
-            outbox_kick(svc_global.outbox);
         for (int i = 0; i < b->n; i++)
             g->cb(b->req[i], res, i);
     } else if (b->n == 1) {
@@ -495,6 +501,11 @@ void request_gather(struct request *req, struct gather *g)
 {
     struct service *svc = &svc_global;
 
+    if (g->nparams > GATHER_PARAMS) { /* a service's table is wrong: fail loudly */
+        log_error(req->id, "a gather with %d parameters (at most %d)", g->nparams,
+                  GATHER_PARAMS);
+        abort();
+    }
     g->queue[g->n++] = req;
     if (g->n == GATHER_MAX) { /* full: at once (it stays listed, empty) */
         gather_flush(g);

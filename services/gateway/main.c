@@ -211,6 +211,18 @@ static void on_pending_dispose(void *p)
     }
 }
 
+/* What the client hears when the bus ends a request without an answer. */
+static const struct {
+    int status;
+    const char *message;
+} bus_failures[] = {
+    [BUS_NO_RESPONDERS] = {503, "No service is available for this route right now."},
+    [BUS_TIMEOUT] = {504, "The service did not answer in time."},
+    [BUS_UNAVAILABLE] = {503, "The message bus is not available."},
+    [BUS_TOO_LARGE] = {502, "The answer is too large for the gateway to hold; ask for fewer records."},
+    [BUS_BAD_REPLY] = {502, "The service sent an invalid reply."},
+};
+
 static void on_reply(void *arg, enum bus_status status, natsMsg *reply)
 {
     struct pending *pd = arg;
@@ -220,36 +232,18 @@ static void on_reply(void *arg, enum bus_status status, natsMsg *reply)
 
     pd->handle = 0;
     gw.in_flight--;
-    switch (status) {
-    case BUS_OK:
-        break;
-    case BUS_NO_RESPONDERS:
-        add_header(req, "retry-after", H2O_STRLIT("1"));
-        respond_error(req, pd->request_id, pd->route, pd->started, 503,
-                      "No service is available for this route right now.");
-        return;
-    case BUS_TIMEOUT:
-        respond_error(req, pd->request_id, pd->route, pd->started, 504,
-                      "The service did not answer in time.");
-        return;
-    case BUS_TOO_LARGE:
-        respond_error(req, pd->request_id, pd->route, pd->started, 502,
-                      "The answer is too large for the gateway to hold; ask for fewer records.");
-        return;
-    case BUS_BAD_REPLY:
-        respond_error(req, pd->request_id, pd->route, pd->started, 502,
-                      "The service sent an invalid reply.");
-        return;
-    default:
-        respond_error(req, pd->request_id, pd->route, pd->started, 503,
-                      "The message bus is not available.");
+    if (status != BUS_OK) {
+        if (status == BUS_NO_RESPONDERS)
+            add_header(req, "retry-after", H2O_STRLIT("1"));
+        respond_error(req, pd->request_id, pd->route, pd->started, bus_failures[status].status,
+                      bus_failures[status].message);
         return;
     }
     st = bus_header(reply, ENV_STATUS);
     if (st && cfg_parse_int(st, 100, 599, &code) != 0) {
         bus_msg_free(reply);
-        respond_error(req, pd->request_id, pd->route, pd->started, 502,
-                      "The service sent an invalid reply.");
+        respond_error(req, pd->request_id, pd->route, pd->started,
+                      bus_failures[BUS_BAD_REPLY].status, bus_failures[BUS_BAD_REPLY].message);
         return;
     }
     ct = bus_header(reply, ENV_CONTENT_TYPE);
